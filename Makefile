@@ -1,0 +1,32 @@
+# Thin wrappers over cargo and the `icl` CLI. One build profile (release) serves binaries, tests
+# and benchmarks, so a cold CI build compiles the dependency graph once.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/icl-target
+PROFILE ?= quick
+JOBS ?= $(shell nproc)
+ICL := $(CARGO_TARGET_DIR)/release/icl
+
+.PHONY: build reproduce test diff bench status clean
+
+build:
+	cargo build --release --workspace --bins
+
+reproduce: build
+	$(ICL) reproduce --profile $(PROFILE) --jobs $(JOBS)
+
+status: build
+	$(ICL) status --profile $(PROFILE)
+
+test: build
+	cargo test --release --workspace
+
+# Run the `ci` profile into a scratch folder and compare its claim table with the committed one.
+diff: build
+	@out=$$(mktemp -d) && \
+	$(ICL) reproduce --profile ci --jobs $(JOBS) --publish-dir $$out && \
+	$(ICL) diff results/ci/claims.parquet $$out/claims.parquet
+
+bench:
+	cargo run --release -p icl-train --bin icl-bench
+
+clean:
+	rm -rf data/objects data/runs data/index data/logs data/tmp data/resume
