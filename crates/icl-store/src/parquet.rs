@@ -20,7 +20,7 @@ fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_created_by(CREATED_BY.to_string())
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_size(ROW_GROUP_ROWS)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build()
 }

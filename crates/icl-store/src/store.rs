@@ -41,7 +41,9 @@ pub enum ObjectState {
     Ok,
     Missing,
     /// The file exists but its bytes hash to `actual`.
-    Corrupt { actual: String },
+    Corrupt {
+        actual: String,
+    },
 }
 
 /// Provenance of one successful task execution.
@@ -128,7 +130,11 @@ impl Store {
     /// `objects/<first 2 hex>/<hash>.<ext>`.
     pub fn object_path(&self, obj: &ObjectRef) -> PathBuf {
         let prefix = obj.hash.get(..2).unwrap_or("xx");
-        let name = if obj.ext.is_empty() { obj.hash.clone() } else { format!("{}.{}", obj.hash, obj.ext) };
+        let name = if obj.ext.is_empty() {
+            obj.hash.clone()
+        } else {
+            format!("{}.{}", obj.hash, obj.ext)
+        };
         self.objects_dir().join(prefix).join(name)
     }
 
@@ -137,7 +143,9 @@ impl Store {
     }
 
     pub fn index_path(&self, stage: &str, point_id: &str) -> PathBuf {
-        self.index_dir().join(stage).join(format!("{point_id}.json"))
+        self.index_dir()
+            .join(stage)
+            .join(format!("{point_id}.json"))
     }
 
     /// Relative (to the root) and absolute path of a task's log.
@@ -159,7 +167,11 @@ impl Store {
             return Ok(ObjectState::Missing);
         }
         let actual = crate::hash::hash_file(&p)?;
-        Ok(if actual == obj.hash { ObjectState::Ok } else { ObjectState::Corrupt { actual } })
+        Ok(if actual == obj.hash {
+            ObjectState::Ok
+        } else {
+            ObjectState::Corrupt { actual }
+        })
     }
 
     /// Move a finished file (which must live on the store's filesystem, e.g. under `tmp/`)
@@ -167,10 +179,14 @@ impl Store {
     /// name never points at content that is not on disk.
     pub fn ingest(&self, src: &Path, ext: &str) -> anyhow::Result<ObjectRef> {
         let file = fs::File::open(src).with_context(|| format!("cannot open {}", src.display()))?;
-        file.sync_all().with_context(|| format!("cannot sync {}", src.display()))?;
+        file.sync_all()
+            .with_context(|| format!("cannot sync {}", src.display()))?;
         drop(file);
         let hash = crate::hash::hash_file(src)?;
-        let obj = ObjectRef { hash, ext: ext.to_string() };
+        let obj = ObjectRef {
+            hash,
+            ext: ext.to_string(),
+        };
         let dst = self.object_path(&obj);
         let dir = dst.parent().expect("object path has a parent");
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -216,7 +232,11 @@ impl Store {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let id = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            let id = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             if let Some(e) = read_json_opt::<IndexEntry>(&path)? {
                 out.push((id, e));
             }
@@ -278,9 +298,12 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> anyhow::Result
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     {
-        let mut f = fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(&bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(&bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("cannot sync {}", tmp.display()))?;
     }
     fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
@@ -289,7 +312,10 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> anyhow::Result
 
 /// RFC 3339 UTC timestamp of a system time, to the second (for run records only).
 pub fn rfc3339_utc(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar.
     let z = days + 719_468;
@@ -324,11 +350,17 @@ mod tests {
         assert_eq!(obj.hash, crate::hash::hash_bytes(b"hello world"));
         let p = store.object_path(&obj);
         assert!(p.starts_with(store.objects_dir().join(&obj.hash[..2])));
-        assert_eq!(p.file_name().unwrap().to_str().unwrap(), format!("{}.parquet", obj.hash));
+        assert_eq!(
+            p.file_name().unwrap().to_str().unwrap(),
+            format!("{}.parquet", obj.hash)
+        );
         assert!(!src.exists());
         assert_eq!(store.verify(&obj).unwrap(), ObjectState::Ok);
         fs::write(&p, b"hello worle").unwrap();
-        assert!(matches!(store.verify(&obj).unwrap(), ObjectState::Corrupt { .. }));
+        assert!(matches!(
+            store.verify(&obj).unwrap(),
+            ObjectState::Corrupt { .. }
+        ));
         store.remove_object(&obj).unwrap();
         assert_eq!(store.verify(&obj).unwrap(), ObjectState::Missing);
     }
@@ -346,7 +378,10 @@ mod tests {
             components: serde_json::json!({"a": 1}),
             outputs: BTreeMap::from([(
                 "items".to_string(),
-                ObjectRef { hash: "ab".repeat(32), ext: "parquet".into() },
+                ObjectRef {
+                    hash: "ab".repeat(32),
+                    ext: "parquet".into(),
+                },
             )]),
             log: store.log_rel("k1"),
             started: "2025-01-01T00:00:00Z".into(),
@@ -356,7 +391,10 @@ mod tests {
         assert_eq!(store.read_record("items", "k1").unwrap(), None);
         store.write_record(&rec).unwrap();
         assert_eq!(store.read_record("items", "k1").unwrap(), Some(rec));
-        assert!(!store.record_path("items", "k1").with_extension("json.tmp").exists());
+        assert!(!store
+            .record_path("items", "k1")
+            .with_extension("json.tmp")
+            .exists());
         let e = IndexEntry {
             stage: "items".into(),
             point: serde_json::json!({"K": 4}),
@@ -365,7 +403,10 @@ mod tests {
         };
         store.write_index("K=4", &e).unwrap();
         assert_eq!(store.read_index("items", "K=4").unwrap(), Some(e.clone()));
-        assert_eq!(store.index_entries("items").unwrap(), vec![("K=4".to_string(), e)]);
+        assert_eq!(
+            store.index_entries("items").unwrap(),
+            vec![("K=4".to_string(), e)]
+        );
     }
 
     #[test]
@@ -373,7 +414,13 @@ mod tests {
         use std::time::{Duration, UNIX_EPOCH};
         assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         // 2000-02-29T12:34:56Z
-        assert_eq!(rfc3339_utc(UNIX_EPOCH + Duration::from_secs(951_827_696)), "2000-02-29T12:34:56Z");
-        assert_eq!(rfc3339_utc(UNIX_EPOCH + Duration::from_secs(1_735_689_599)), "2024-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH + Duration::from_secs(951_827_696)),
+            "2000-02-29T12:34:56Z"
+        );
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH + Duration::from_secs(1_735_689_599)),
+            "2024-12-31T23:59:59Z"
+        );
     }
 }

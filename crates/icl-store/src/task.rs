@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(e[0].key, "K");
         let e = check_params::<P>(&serde_json::json!({"K": 1, "lr": 0.1, "lrr": 2})).unwrap_err();
         assert_eq!(e[0].key, "lrr");
-        assert!(e[0].message.contains("expected one of"));
+        assert!(e[0].message.contains("expected `K` or `lr`"));
         let e = check_params::<P>(&serde_json::json!({"K": 1})).unwrap_err();
         assert_eq!(e[0].key, "lr");
     }
