@@ -1,0 +1,1201 @@
+//! pipeline.yaml: typed parsing (structural errors carry file:line:column), profile merging,
+//! matrix expansion and the semantic checks that need the whole file (see the crate docs for
+//! the format).
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::yamlpos::YamlText;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// The only pipeline.yaml format version this runner reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Raw (structural) layer: exactly what the file says.
+
+/// A YAML mapping that keeps its key order (stage order, matrix-key order and input order are
+/// meaningful).
+#[derive(Debug, Clone)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<V> Ordered<V> {
+    pub fn get(&self, k: &str) -> Option<&V> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v)
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V2<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V2<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Ordered(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, V)> = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    if out.iter().any(|(x, _)| *x == k) {
+                        return Err(de::Error::custom(format!("duplicate key `{k}`")));
+                    }
+                    let v = m.next_value::<V>()?;
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_any(V2(PhantomData))
+    }
+}
+
+/// An input: one reference `stage.output` (`stage.output[*]` gathers) or a list of them.
+#[derive(Debug, Clone)]
+pub struct RawInput(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for RawInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawInput;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a reference `stage.output` (or `stage.output[*]`) or a list of references",
+                )
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawInput, E> {
+                Ok(RawInput(vec![s.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawInput, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = s.next_element::<String>()? {
+                    v.push(x);
+                }
+                Ok(RawInput(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub version: u32,
+    #[serde(default)]
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub publish_dir: Option<String>,
+    #[serde(default)]
+    pub diff: Option<DiffConfig>,
+    pub stages: Ordered<RawStage>,
+    #[serde(default)]
+    pub profiles: Ordered<Option<RawProfile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    /// Stage binary, found next to `icl`; its crate is `crates/<bin>` (for the code fingerprint).
+    pub bin: String,
+    pub command: String,
+    #[serde(default)]
+    pub params: Option<serde_yaml::Mapping>,
+    #[serde(default)]
+    pub matrix: Ordered<serde_yaml::Value>,
+    #[serde(default)]
+    pub inputs: Ordered<RawInput>,
+    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub publish: Ordered<String>,
+    /// Threads per task (TaskSpec.threads and RAYON_NUM_THREADS); 1 by default.
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    #[serde(default)]
+    pub publish_dir: Option<String>,
+    #[serde(default)]
+    pub stages: Ordered<Option<RawOverride>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverride {
+    /// Deep-merged into the stage's params (`null` deletes a key).
+    #[serde(default)]
+    pub params: Option<serde_yaml::Mapping>,
+    /// Replaces matrix entries key by key (`null` deletes an axis).
+    #[serde(default)]
+    pub matrix: Ordered<serde_yaml::Value>,
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// `diff:` section: how `icl diff` compares claim tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffConfig {
+    /// Columns that identify a row.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Per-column numeric tolerance; `default` applies to numeric columns not listed.
+    #[serde(default)]
+    pub tolerances: BTreeMap<String, Tolerance>,
+    /// Columns not compared.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+/// Two numbers a, b agree iff |a - b| <= abs + rel * |a|.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tolerance {
+    #[serde(default)]
+    pub abs: f64,
+    #[serde(default)]
+    pub rel: f64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loaded file.
+
+/// A structurally valid pipeline.yaml.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The path as the user gave it (used in messages).
+    pub path: PathBuf,
+    /// Absolute folder of the file (relative paths in it are relative to this).
+    pub dir: PathBuf,
+    pub text: String,
+    pub raw: RawPipeline,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                key: String::new(),
+                message: format!("cannot read the pipeline file: {e}"),
+            }])
+        })?;
+        let dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::from_text(path, dir, text)
+    }
+
+    pub fn from_text(path: &Path, dir: PathBuf, text: String) -> Result<Config, ConfigErrors> {
+        let raw: RawPipeline = serde_yaml::from_str(&text).map_err(|e| {
+            let loc = e.location();
+            let mut msg = e.to_string();
+            // serde_yaml appends " at line L column C"; we print the location up front instead.
+            if let Some(i) = msg.rfind(" at line ") {
+                msg.truncate(i);
+            }
+            // serde_yaml prefixes the key path ("stages.x: ..."); split it off into `key`.
+            let (key, message) = match msg.split_once(": ") {
+                Some((k, m)) if !k.contains(' ') => (k.to_string(), m.to_string()),
+                _ => (String::new(), msg.clone()),
+            };
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                key,
+                message,
+            }])
+        })?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            dir,
+            text,
+            raw,
+        })
+    }
+
+    /// An error located at a YAML key path.
+    pub fn err_at<S: AsRef<str>>(
+        &self,
+        yaml_path: &[S],
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, col) = YamlText::new(&self.text).locate(yaml_path);
+        ConfigError {
+            file: self.path.clone(),
+            line: Some(line),
+            column: Some(col),
+            key: yaml_path
+                .iter()
+                .map(|s| s.as_ref())
+                .collect::<Vec<_>>()
+                .join("."),
+            message: message.into(),
+        }
+    }
+
+    /// An error not tied to a line of the file (e.g. a command-line option).
+    pub fn err_plain(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.clone(),
+            line: None,
+            column: None,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn profile_names(&self) -> Vec<String> {
+        self.raw.profiles.keys().map(str::to_string).collect()
+    }
+
+    pub fn diff_config(&self) -> DiffConfig {
+        self.raw.diff.clone().unwrap_or_default()
+    }
+
+    /// Apply a profile (the given one, else `default_profile`, else none) and check everything
+    /// that does not need a stage binary.
+    pub fn resolve(&self, profile: Option<&str>) -> Result<Resolved, ConfigErrors> {
+        let mut errs = Vec::new();
+        if self.raw.version != FORMAT_VERSION {
+            errs.push(self.err_at(
+                &["version"],
+                format!(
+                    "unsupported version {} (allowed: {FORMAT_VERSION})",
+                    self.raw.version
+                ),
+            ));
+        }
+        let allowed_profiles = || {
+            let n = self.profile_names();
+            if n.is_empty() {
+                "none are defined".to_string()
+            } else {
+                n.join(", ")
+            }
+        };
+        let (profile_name, prof) = match (profile, &self.raw.default_profile) {
+            (Some(p), _) => match self.raw.profiles.get(p) {
+                Some(pr) => (p.to_string(), pr.clone().unwrap_or_default()),
+                None => {
+                    errs.push(self.err_plain(
+                        "--profile",
+                        format!("unknown profile `{p}` (allowed: {})", allowed_profiles()),
+                    ));
+                    return Err(ConfigErrors(errs));
+                }
+            },
+            (None, Some(p)) => match self.raw.profiles.get(p) {
+                Some(pr) => (p.clone(), pr.clone().unwrap_or_default()),
+                None => {
+                    errs.push(self.err_at(
+                        &["default_profile"],
+                        format!("unknown profile `{p}` (allowed: {})", allowed_profiles()),
+                    ));
+                    return Err(ConfigErrors(errs));
+                }
+            },
+            (None, None) => ("default".to_string(), RawProfile::default()),
+        };
+        let pp = |rest: &[&str]| -> Vec<String> {
+            let mut v = vec!["profiles".to_string(), profile_name.clone()];
+            v.extend(rest.iter().map(|s| s.to_string()));
+            v
+        };
+
+        for (sname, _) in &prof.stages.0 {
+            if self.raw.stages.get(sname).is_none() {
+                errs.push(self.err_at(
+                    &pp(&["stages", sname]),
+                    format!(
+                        "profile overrides unknown stage `{sname}` (stages: {})",
+                        self.raw.stages.keys().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+
+        let publish_dir_str = prof
+            .publish_dir
+            .clone()
+            .or_else(|| self.raw.publish_dir.clone())
+            .unwrap_or_else(|| "results".to_string());
+        let publish_dir = self.dir.join(&publish_dir_str);
+
+        let mut stages = Vec::new();
+        for (sname, st) in &self.raw.stages.0 {
+            let sp = |rest: &[&str]| -> Vec<String> {
+                let mut v = vec!["stages".to_string(), sname.clone()];
+                v.extend(rest.iter().map(|s| s.to_string()));
+                v
+            };
+            if !valid_name(sname) {
+                errs.push(self.err_at(
+                    &sp(&[]),
+                    format!("invalid stage name `{sname}` (allowed: letters, digits, `_`, `-`)"),
+                ));
+            }
+            let ov = prof
+                .stages
+                .get(sname)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+
+            // params: YAML -> JSON, then the profile's deep merge.
+            let mut params = Map::new();
+            if let Some(m) = &st.params {
+                if let Some(Value::Object(o)) = self.to_json(
+                    &serde_yaml::Value::Mapping(m.clone()),
+                    &sp(&["params"]),
+                    &mut errs,
+                ) {
+                    params = o;
+                }
+            }
+            let mut profile_params = None;
+            if let Some(m) = &ov.params {
+                let path = pp(&["stages", sname, "params"]);
+                let path_ref: Vec<&str> = path.iter().map(String::as_str).collect();
+                if let Some(Value::Object(o)) =
+                    self.to_json(&serde_yaml::Value::Mapping(m.clone()), &path_ref, &mut errs)
+                {
+                    deep_merge(&mut params, &o);
+                    profile_params = Some(o);
+                }
+            }
+
+            // matrix: the stage's axes, then the profile's replacements key by key.
+            let mut matrix: Vec<MatrixAxis> = Vec::new();
+            for (k, v) in &st.matrix.0 {
+                if let Some(values) = self.parse_axis(v, &sp(&["matrix", k]), &mut errs) {
+                    matrix.push(MatrixAxis {
+                        key: k.clone(),
+                        values,
+                        from_profile: false,
+                    });
+                }
+            }
+            for (k, v) in &ov.matrix.0 {
+                let path = pp(&["stages", sname, "matrix", k]);
+                let path_ref: Vec<&str> = path.iter().map(String::as_str).collect();
+                if v.is_null() {
+                    matrix.retain(|a| a.key != *k);
+                    continue;
+                }
+                if let Some(values) = self.parse_axis(v, &path_ref, &mut errs) {
+                    match matrix.iter_mut().find(|a| a.key == *k) {
+                        Some(a) => {
+                            a.values = values;
+                            a.from_profile = true;
+                        }
+                        None => matrix.push(MatrixAxis {
+                            key: k.clone(),
+                            values,
+                            from_profile: true,
+                        }),
+                    }
+                }
+            }
+
+            // outputs
+            let mut seen = BTreeSet::new();
+            for o in &st.outputs {
+                if !valid_name(o) {
+                    errs.push(self.err_at(
+                        &sp(&["outputs"]),
+                        format!("invalid output name `{o}` (allowed: letters, digits, `_`, `-`)"),
+                    ));
+                }
+                if !seen.insert(o.clone()) {
+                    errs.push(
+                        self.err_at(&sp(&["outputs"]), format!("output `{o}` is declared twice")),
+                    );
+                }
+            }
+            if st.outputs.is_empty() {
+                errs.push(self.err_at(
+                    &sp(&["outputs"]),
+                    "a stage must declare at least one output",
+                ));
+            }
+
+            // inputs
+            let mut inputs = Vec::new();
+            for (name, raw) in &st.inputs.0 {
+                let mut refs = Vec::new();
+                if raw.0.is_empty() {
+                    errs.push(self.err_at(&sp(&["inputs", name]), "empty list of references"));
+                }
+                for r in &raw.0 {
+                    match parse_ref(r) {
+                        Some(sel) => refs.push(sel),
+                        None => errs.push(self.err_at(
+                            &sp(&["inputs", name]),
+                            format!("invalid reference `{r}` (allowed: `stage.output` or `stage.output[*]`)"),
+                        )),
+                    }
+                }
+                inputs.push(InputDecl {
+                    name: name.clone(),
+                    refs,
+                });
+            }
+
+            // publish
+            let mut publish = Vec::new();
+            for (out, dest) in &st.publish.0 {
+                if !st.outputs.contains(out) {
+                    errs.push(self.err_at(
+                        &sp(&["publish", out]),
+                        format!(
+                            "publishes `{out}`, which is not an output of this stage (outputs: {})",
+                            st.outputs.join(", ")
+                        ),
+                    ));
+                }
+                let d = Path::new(dest);
+                if d.is_absolute()
+                    || d.components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    errs.push(self.err_at(
+                        &sp(&["publish", out]),
+                        format!(
+                            "`{dest}` must be a relative path inside publish_dir, without `..`"
+                        ),
+                    ));
+                }
+                publish.push((out.clone(), dest.clone()));
+            }
+            if !publish.is_empty() && !matrix.is_empty() {
+                let keys: Vec<&str> = matrix.iter().map(|a| a.key.as_str()).collect();
+                errs.push(self.err_at(
+                    &sp(&["publish"]),
+                    format!("a stage with a matrix ({}) has many tasks and cannot publish (allowed: publish on stages without a matrix)", keys.join(", ")),
+                ));
+            }
+
+            let threads = ov.threads.or(st.threads).unwrap_or(1);
+            if threads == 0 {
+                errs.push(self.err_at(&sp(&["threads"]), "must be >= 1 (got 0)"));
+            }
+            if !valid_name(&st.bin) {
+                errs.push(self.err_at(&sp(&["bin"]), format!("invalid binary name `{}`", st.bin)));
+            }
+
+            stages.push(StageSpec {
+                name: sname.clone(),
+                bin: st.bin.clone(),
+                command: st.command.clone(),
+                params,
+                profile_params,
+                matrix,
+                inputs,
+                outputs: st.outputs.clone(),
+                publish,
+                threads,
+            });
+        }
+
+        // Input references must name an existing stage and one of its outputs.
+        for s in &stages {
+            for inp in &s.inputs {
+                for r in &inp.refs {
+                    match stages.iter().find(|u| u.name == r.stage) {
+                        None => errs.push(self.err_at(
+                            &["stages", &s.name, "inputs", &inp.name],
+                            format!(
+                                    "`{}` names stage `{}`, which does not exist (stages: {})",
+                                    r.text(),
+                                    r.stage,
+                                    stages
+                                        .iter()
+                                        .map(|u| u.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                        )),
+                        Some(u) if !u.outputs.contains(&r.output) => errs.push(self.err_at(
+                            &["stages", &s.name, "inputs", &inp.name],
+                            format!(
+                                "`{}`: stage `{}` has no output `{}` (its outputs: {})",
+                                r.text(),
+                                u.name,
+                                r.output,
+                                u.outputs.join(", ")
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if errs.is_empty() {
+            if let Some(cycle) = find_cycle(&stages) {
+                let first = &stages[cycle[0]];
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .chain(std::iter::once(&cycle[0]))
+                    .map(|&i| stages[i].name.as_str())
+                    .collect();
+                errs.push(self.err_at(
+                    &["stages", &first.name, "inputs"],
+                    format!(
+                        "the inputs form a cycle: {} (allowed: a directed acyclic graph)",
+                        names.join(" -> ")
+                    ),
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok(Resolved {
+                profile: profile_name,
+                publish_dir,
+                stages,
+            })
+        } else {
+            Err(ConfigErrors(errs))
+        }
+    }
+
+    /// YAML value -> JSON value: `.inf` becomes the string "inf", NaN is refused.
+    fn to_json<S: AsRef<str>>(
+        &self,
+        v: &serde_yaml::Value,
+        path: &[S],
+        errs: &mut Vec<ConfigError>,
+    ) -> Option<Value> {
+        use serde_yaml::Value as Y;
+        Some(match v {
+            Y::Null => Value::Null,
+            Y::Bool(b) => Value::Bool(*b),
+            Y::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Value::from(i)
+                } else if let Some(u) = n.as_u64() {
+                    Value::from(u)
+                } else {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if f.is_nan() {
+                        errs.push(self.err_at(
+                            path,
+                            "NaN is not allowed (allowed: a number, or .inf / \"inf\")",
+                        ));
+                        return None;
+                    } else if f.is_infinite() {
+                        Value::String(if f > 0.0 { "inf".into() } else { "-inf".into() })
+                    } else {
+                        Value::from(f)
+                    }
+                }
+            }
+            Y::String(s) => Value::String(s.clone()),
+            Y::Sequence(seq) => {
+                let mut out = Vec::new();
+                for x in seq {
+                    out.push(self.to_json(x, path, errs)?);
+                }
+                Value::Array(out)
+            }
+            Y::Mapping(m) => {
+                let mut out = Map::new();
+                for (k, x) in m {
+                    let Some(k) = k.as_str() else {
+                        errs.push(
+                            self.err_at(path, format!("mapping keys must be strings (got {k:?})")),
+                        );
+                        return None;
+                    };
+                    let mut p: Vec<String> = path.iter().map(|s| s.as_ref().to_string()).collect();
+                    p.push(k.to_string());
+                    out.insert(k.to_string(), self.to_json(x, &p, errs)?);
+                }
+                Value::Object(out)
+            }
+            Y::Tagged(t) => {
+                errs.push(self.err_at(
+                    path,
+                    format!("YAML tags are not supported (got !{})", t.tag),
+                ));
+                return None;
+            }
+        })
+    }
+
+    /// One matrix axis: a list, `{range: [a, b]}`, `{logspace: [a, b, n]}` or `{linspace: [a, b, n]}`.
+    fn parse_axis<S: AsRef<str>>(
+        &self,
+        v: &serde_yaml::Value,
+        path: &[S],
+        errs: &mut Vec<ConfigError>,
+    ) -> Option<Vec<Value>> {
+        const ALLOWED: &str = "allowed: a list of values, {range: [a, b]}, {logspace: [a, b, n]} or {linspace: [a, b, n]}";
+        let values = match v {
+            serde_yaml::Value::Sequence(_) => match self.to_json(v, path, errs)? {
+                Value::Array(a) => a,
+                _ => unreachable!("a sequence converts to an array"),
+            },
+            serde_yaml::Value::Mapping(m) if m.len() == 1 => {
+                let (k, args) = m.iter().next().expect("one entry");
+                let kind = k.as_str().unwrap_or("");
+                let nums: Option<Vec<f64>> = args
+                    .as_sequence()
+                    .and_then(|s| s.iter().map(|x| x.as_f64()).collect());
+                let ints: Option<Vec<i64>> = args
+                    .as_sequence()
+                    .and_then(|s| s.iter().map(|x| x.as_i64()).collect());
+                let bad = |msg: String| {
+                    let mut p: Vec<String> = path.iter().map(|s| s.as_ref().to_string()).collect();
+                    p.push(kind.to_string());
+                    self.err_at(&p, msg)
+                };
+                match kind {
+                    "range" => {
+                        match ints.as_deref() {
+                            Some(&[a, b]) if a < b => (a..b).map(Value::from).collect(),
+                            _ => {
+                                errs.push(bad(format!("range needs two integers [a, b] with a < b (b exclusive); got {}", yaml_inline(args))));
+                                return None;
+                            }
+                        }
+                    }
+                    "logspace" => match nums.as_deref() {
+                        Some(&[a, b, n])
+                            if n >= 1.0 && n.fract() == 0.0 && a.is_finite() && b.is_finite() =>
+                        {
+                            let n = n as usize;
+                            let vals: Vec<i64> = (0..n)
+                                .map(|i| {
+                                    let e = if n == 1 {
+                                        a
+                                    } else {
+                                        a + (b - a) * i as f64 / (n - 1) as f64
+                                    };
+                                    // Rounded to an even integer: K must split evenly between the two labels.
+                                    ((10f64.powf(e) / 2.0).round() * 2.0) as i64
+                                })
+                                .collect();
+                            let uniq: BTreeSet<i64> = vals.iter().copied().collect();
+                            if uniq.len() != vals.len() {
+                                errs.push(bad(format!("logspace {} gives duplicate values after rounding to even integers: {vals:?}", yaml_inline(args))));
+                                return None;
+                            }
+                            vals.into_iter().map(Value::from).collect()
+                        }
+                        _ => {
+                            errs.push(bad(format!("logspace needs [a, b, n]: base-10 exponents a, b and a count n >= 1; got {}", yaml_inline(args))));
+                            return None;
+                        }
+                    },
+                    "linspace" => match nums.as_deref() {
+                        Some(&[a, b, n])
+                            if n >= 1.0 && n.fract() == 0.0 && a.is_finite() && b.is_finite() =>
+                        {
+                            let n = n as usize;
+                            let vals: Vec<f64> = (0..n)
+                                .map(|i| {
+                                    if n == 1 {
+                                        a
+                                    } else {
+                                        a + (b - a) * i as f64 / (n - 1) as f64
+                                    }
+                                })
+                                .collect();
+                            // Integer endpoints and integral steps give integers (e.g. context lengths).
+                            let integral = ints.as_ref().is_some_and(|v| v.len() == 3)
+                                && vals.iter().all(|x| x.fract() == 0.0);
+                            if integral {
+                                vals.into_iter().map(|x| Value::from(x as i64)).collect()
+                            } else {
+                                vals.into_iter().map(Value::from).collect()
+                            }
+                        }
+                        _ => {
+                            errs.push(bad(format!(
+                                "linspace needs [a, b, n] with a count n >= 1; got {}",
+                                yaml_inline(args)
+                            )));
+                            return None;
+                        }
+                    },
+                    _ => {
+                        errs.push(self.err_at(
+                            path,
+                            format!("unknown matrix generator `{kind}` ({ALLOWED})"),
+                        ));
+                        return None;
+                    }
+                }
+            }
+            other => {
+                errs.push(self.err_at(path, format!("got {} ({ALLOWED})", yaml_inline(other))));
+                return None;
+            }
+        };
+        if values.is_empty() {
+            errs.push(self.err_at(path, "a matrix axis needs at least one value"));
+            return None;
+        }
+        for (i, a) in values.iter().enumerate() {
+            if values[..i].iter().any(|b| values_equal(a, b)) {
+                errs.push(self.err_at(
+                    path,
+                    format!("value {a} appears twice (each matrix point must be distinct)"),
+                ));
+                return None;
+            }
+        }
+        Some(values)
+    }
+}
+
+fn yaml_inline(v: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().replace('\n', " "))
+        .unwrap_or_else(|_| format!("{v:?}"))
+}
+
+/// Names used as folder and file names in the store.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Recursive merge: objects merge key by key, anything else replaces, `null` deletes.
+pub fn deep_merge(base: &mut Map<String, Value>, over: &Map<String, Value>) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (_, Value::Null) => {
+                base.remove(k);
+            }
+            (Some(Value::Object(b)), Value::Object(o)) => deep_merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Parameter equality for matrix matching: numbers compare by value (1000 == 1000.0).
+pub fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
+fn parse_ref(s: &str) -> Option<InputSel> {
+    let (body, gather) = match s.strip_suffix("[*]") {
+        Some(b) => (b, true),
+        None => (s, false),
+    };
+    let (stage, output) = body.split_once('.')?;
+    (valid_name(stage) && valid_name(output)).then(|| InputSel {
+        stage: stage.into(),
+        output: output.into(),
+        gather,
+    })
+}
+
+/// Stage indices of one cycle in the input graph, if any.
+fn find_cycle(stages: &[StageSpec]) -> Option<Vec<usize>> {
+    let idx = |n: &str| stages.iter().position(|s| s.name == n);
+    let edges: Vec<Vec<usize>> = stages
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .flat_map(|i| i.refs.iter())
+                .filter_map(|r| idx(&r.stage))
+                .collect()
+        })
+        .collect();
+    // 0 = unvisited, 1 = on the stack, 2 = done
+    let mut mark = vec![0u8; stages.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    fn dfs(
+        v: usize,
+        edges: &[Vec<usize>],
+        mark: &mut [u8],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        mark[v] = 1;
+        stack.push(v);
+        for &u in &edges[v] {
+            if mark[u] == 1 {
+                let at = stack.iter().position(|&x| x == u).expect("on stack");
+                // Report the cycle in data-flow order (producer -> consumer).
+                let mut c: Vec<usize> = stack[at..].to_vec();
+                c.reverse();
+                // Start at the stage that comes first in the file, so the message is stable.
+                let first = (0..c.len()).min_by_key(|&i| c[i]).expect("non-empty cycle");
+                c.rotate_left(first);
+                return Some(c);
+            }
+            if mark[u] == 0 {
+                if let Some(c) = dfs(u, edges, mark, stack) {
+                    return Some(c);
+                }
+            }
+        }
+        stack.pop();
+        mark[v] = 2;
+        None
+    }
+    for v in 0..stages.len() {
+        if mark[v] == 0 {
+            if let Some(c) = dfs(v, &edges, &mut mark, &mut stack) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved layer: one profile applied.
+
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub profile: String,
+    /// Absolute folder that `publish:` paths are relative to.
+    pub publish_dir: PathBuf,
+    /// In file order.
+    pub stages: Vec<StageSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub name: String,
+    pub bin: String,
+    pub command: String,
+    /// Stage params after the profile's deep merge (matrix values are applied per task).
+    pub params: Map<String, Value>,
+    /// The profile's params override, kept to locate errors in the right place.
+    pub profile_params: Option<Map<String, Value>>,
+    pub matrix: Vec<MatrixAxis>,
+    pub inputs: Vec<InputDecl>,
+    pub outputs: Vec<String>,
+    /// (output, path relative to publish_dir)
+    pub publish: Vec<(String, String)>,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MatrixAxis {
+    pub key: String,
+    pub values: Vec<Value>,
+    /// Set by the profile (for error locations).
+    pub from_profile: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputDecl {
+    pub name: String,
+    /// Several references concatenate, in order.
+    pub refs: Vec<InputSel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSel {
+    pub stage: String,
+    pub output: String,
+    /// `[*]`: all matching upstream tasks instead of exactly one.
+    pub gather: bool,
+}
+
+impl InputSel {
+    pub fn text(&self) -> String {
+        format!(
+            "{}.{}{}",
+            self.stage,
+            self.output,
+            if self.gather { "[*]" } else { "" }
+        )
+    }
+}
+
+impl Resolved {
+    pub fn stage(&self, name: &str) -> Option<&StageSpec> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The YAML key path a (possibly dotted) parameter of `stage` came from: the profile's
+    /// matrix or params override if it set it, else the stage's matrix or params.
+    pub fn param_yaml_path(&self, stage: &StageSpec, key: &str) -> Vec<String> {
+        let segs: Vec<&str> = if key.is_empty() {
+            Vec::new()
+        } else {
+            key.split('.').collect()
+        };
+        let in_profile = |rest: &[&str]| -> Vec<String> {
+            let mut v = vec![
+                "profiles".to_string(),
+                self.profile.clone(),
+                "stages".to_string(),
+                stage.name.clone(),
+            ];
+            v.extend(rest.iter().map(|s| s.to_string()));
+            v
+        };
+        let in_stage = |rest: &[&str]| -> Vec<String> {
+            let mut v = vec!["stages".to_string(), stage.name.clone()];
+            v.extend(rest.iter().map(|s| s.to_string()));
+            v
+        };
+        if let Some(first) = segs.first() {
+            if let Some(axis) = stage.matrix.iter().find(|a| a.key == *first) {
+                return if axis.from_profile {
+                    in_profile(&["matrix", first])
+                } else {
+                    in_stage(&["matrix", first])
+                };
+            }
+            if let Some(pp) = &stage.profile_params {
+                if sets_path(pp, &segs) {
+                    let mut rest = vec!["params"];
+                    rest.extend(&segs);
+                    return in_profile(&rest);
+                }
+            }
+        }
+        let mut rest = vec!["params"];
+        rest.extend(&segs);
+        in_stage(&rest)
+    }
+}
+
+/// Does this override set the value at `segs` (or replace one of its ancestors)?
+fn sets_path(m: &Map<String, Value>, segs: &[&str]) -> bool {
+    let Some((first, rest)) = segs.split_first() else {
+        return false;
+    };
+    match m.get(*first) {
+        None => false,
+        Some(Value::Object(o)) if !rest.is_empty() => sets_path(o, rest),
+        Some(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_text(
+            Path::new("pipeline.yaml"),
+            PathBuf::from("/w"),
+            text.to_string(),
+        )
+    }
+
+    const BASE: &str = "version: 1
+default_profile: quick
+stages:
+  items:
+    bin: icl-datagen
+    command: items
+    params: {D: 63, data_seed: 1}
+    matrix: {K: [1000, 2000]}
+    outputs: [items]
+  train:
+    bin: icl-train
+    command: train
+    params:
+      lr: 0.01
+      opt: {wd: 0.0, mom: 0}
+    matrix:
+      K: [1000, 2000]
+      seed: {range: [0, 3]}
+    inputs: {items: items.items}
+    outputs: [curve]
+  c1:
+    bin: icl-eval
+    command: c1
+    inputs: {curves: \"train.curve[*]\"}
+    outputs: [claim]
+    publish: {claim: c1.parquet}
+profiles:
+  ci:
+    publish_dir: results/ci
+    stages:
+      train: {params: {opt: {wd: 0.5}}, matrix: {seed: [0]}}
+  quick: {}
+  paper:
+    stages:
+      items: {matrix: {K: {logspace: [2, 4, 3]}}}
+";
+
+    #[test]
+    fn profiles_merge_params_and_replace_matrix_axes() {
+        let c = cfg(BASE).unwrap();
+        let q = c.resolve(None).unwrap();
+        assert_eq!(q.profile, "quick");
+        assert_eq!(q.publish_dir, PathBuf::from("/w/results"));
+        let t = q.stage("train").unwrap();
+        assert_eq!(
+            t.matrix[1].values,
+            vec![Value::from(0), Value::from(1), Value::from(2)]
+        );
+        let ci = c.resolve(Some("ci")).unwrap();
+        assert_eq!(ci.publish_dir, PathBuf::from("/w/results/ci"));
+        let t = ci.stage("train").unwrap();
+        assert_eq!(t.params["opt"], serde_json::json!({"wd": 0.5, "mom": 0}));
+        assert_eq!(t.params["lr"], serde_json::json!(0.01));
+        assert_eq!(t.matrix[1].values, vec![Value::from(0)]);
+        assert!(t.matrix[1].from_profile && !t.matrix[0].from_profile);
+        let p = c.resolve(Some("paper")).unwrap();
+        assert_eq!(
+            p.stage("items").unwrap().matrix[0].values,
+            vec![Value::from(100), Value::from(1000), Value::from(10000)]
+        );
+        // Error locations follow the origin of the value.
+        assert_eq!(
+            ci.param_yaml_path(t, "opt.wd").join("."),
+            "profiles.ci.stages.train.params.opt.wd"
+        );
+        assert_eq!(
+            ci.param_yaml_path(t, "opt.mom").join("."),
+            "stages.train.params.opt.mom"
+        );
+        assert_eq!(
+            ci.param_yaml_path(t, "seed").join("."),
+            "profiles.ci.stages.train.matrix.seed"
+        );
+        assert_eq!(
+            ci.param_yaml_path(t, "K").join("."),
+            "stages.train.matrix.K"
+        );
+    }
+
+    #[test]
+    fn structural_errors_have_line_and_key() {
+        let e = cfg(&BASE.replace(
+            "    command: items\n",
+            "    command: items\n    colour: red\n",
+        ))
+        .unwrap_err();
+        let e = &e.0[0];
+        assert_eq!(e.line, Some(7));
+        assert_eq!(e.key, "stages.items");
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
+        let e = cfg(&BASE.replace("outputs: [items]", "outputs: items")).unwrap_err();
+        assert_eq!(e.0[0].line, Some(9));
+        assert!(
+            e.0[0].to_string().starts_with("pipeline.yaml:9:"),
+            "{}",
+            e.0[0]
+        );
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let c = cfg(&BASE.replace("items.items}", "itemz.items}")).unwrap();
+        let e = c.resolve(None).unwrap_err();
+        assert_eq!(e.0[0].line, Some(19));
+        assert!(
+            e.0[0]
+                .message
+                .contains("stage `itemz`, which does not exist"),
+            "{}",
+            e.0[0]
+        );
+        let c = cfg(&BASE.replace("items.items}", "items.nope}")).unwrap();
+        assert!(c.resolve(None).unwrap_err().0[0]
+            .message
+            .contains("has no output `nope`"));
+        let cyc = BASE.replace(
+            "    outputs: [items]\n",
+            "    inputs: {x: c1.claim}\n    outputs: [items]\n",
+        );
+        let e = cfg(&cyc).unwrap().resolve(None).unwrap_err();
+        assert!(e.0[0].message.contains("cycle: "), "{}", e.0[0]);
+        assert!(
+            e.0[0].message.contains("items -> train -> c1 -> items"),
+            "{}",
+            e.0[0]
+        );
+        let e = cfg(BASE).unwrap().resolve(Some("nope")).unwrap_err();
+        assert!(e.0[0]
+            .message
+            .contains("unknown profile `nope` (allowed: ci, quick, paper)"));
+        let e = cfg(&BASE.replace(
+            "    outputs: [claim]\n",
+            "    outputs: [claim]\n    matrix: {N: [1, 2]}\n",
+        ))
+        .unwrap();
+        assert!(e.resolve(None).unwrap_err().0[0]
+            .message
+            .contains("cannot publish"));
+        let e = cfg(&BASE.replace("{range: [0, 3]}", "{range: [3, 0]}"))
+            .unwrap()
+            .resolve(None)
+            .unwrap_err();
+        assert_eq!(e.0[0].key, "stages.train.matrix.seed.range");
+        let e = cfg(&BASE.replace("[1000, 2000]}", "[1000, 1000]}"))
+            .unwrap()
+            .resolve(None)
+            .unwrap_err();
+        assert!(e.0[0].message.contains("appears twice"));
+    }
+
+    #[test]
+    fn infinity_becomes_the_string_inf() {
+        let c = cfg(&BASE.replace("K: [1000, 2000]}", "K: [1000, .inf]}")).unwrap();
+        let r = c.resolve(None).unwrap();
+        assert_eq!(
+            r.stage("items").unwrap().matrix[0].values[1],
+            Value::from("inf")
+        );
+    }
+
+    #[test]
+    fn linspace_and_values_equal() {
+        let c = cfg(&BASE.replace("{range: [0, 3]}", "{linspace: [10, 30, 3]}")).unwrap();
+        let r = c.resolve(None).unwrap();
+        assert_eq!(
+            r.stage("train").unwrap().matrix[1].values,
+            vec![Value::from(10), Value::from(20), Value::from(30)]
+        );
+        assert!(values_equal(
+            &serde_json::json!(1000),
+            &serde_json::json!(1000.0)
+        ));
+        assert!(!values_equal(
+            &serde_json::json!(1000),
+            &serde_json::json!("1000")
+        ));
+    }
+}

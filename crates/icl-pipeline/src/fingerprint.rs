@@ -1,0 +1,242 @@
+//! Code fingerprints: a stage's cache key changes when the code that could change its output
+//! changes.
+//!
+//! The fingerprint of a stage binary `B` is blake3 over the sorted (path, bytes) pairs of
+//! `Cargo.toml`, `build.rs` and every file under `src/` of the crate `crates/B` and, transitively,
+//! of every workspace crate it depends on (`[dependencies]`, `[build-dependencies]` and
+//! target-specific dependencies that are path dependencies, directly or through the root
+//! `[workspace.dependencies]`). Tests, benches and dev-dependencies are not part of it: they do
+//! not end up in the binary.
+//!
+//! Not part of it, on purpose: `Cargo.lock` and the root `Cargo.toml`. Both change whenever any
+//! crate adds or bumps an external dependency, and including them would invalidate every cached
+//! training run for edits that cannot affect most stages. The price: upgrading an external crate
+//! whose numerics matter (candle, gemm) does not invalidate results by itself; bump
+//! `key::KEY_SCHEME` or delete the affected records (`icl gc` after removing the stage) then.
+
+use anyhow::{bail, Context};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Fingerprints for the crates of one workspace, memoized per binary.
+pub struct Fingerprinter {
+    workspace: PathBuf,
+    /// `[workspace.dependencies]` entries that are path dependencies: name -> crate folder.
+    ws_paths: BTreeMap<String, PathBuf>,
+    cache: HashMap<String, String>,
+}
+
+impl Fingerprinter {
+    pub fn new(workspace: &Path) -> anyhow::Result<Self> {
+        let workspace = &canon(workspace);
+        let root_toml = workspace.join("Cargo.toml");
+        let text = std::fs::read_to_string(&root_toml).with_context(|| {
+            format!("cannot read the workspace manifest {}", root_toml.display())
+        })?;
+        let doc: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid TOML in {}", root_toml.display()))?;
+        let mut ws_paths = BTreeMap::new();
+        if let Some(deps) = doc
+            .get("workspace")
+            .and_then(|w| w.get("dependencies"))
+            .and_then(|d| d.as_table())
+        {
+            for (name, spec) in deps {
+                if let Some(p) = spec.get("path").and_then(|p| p.as_str()) {
+                    ws_paths.insert(name.clone(), workspace.join(p));
+                }
+            }
+        }
+        Ok(Self {
+            workspace: workspace.to_path_buf(),
+            ws_paths,
+            cache: HashMap::new(),
+        })
+    }
+
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
+    /// The crate folder of a stage binary.
+    pub fn crate_dir(&self, bin: &str) -> PathBuf {
+        self.workspace.join("crates").join(bin)
+    }
+
+    /// Fingerprint of binary `bin` (crate `crates/<bin>` plus its workspace dependencies).
+    pub fn fingerprint(&mut self, bin: &str) -> anyhow::Result<String> {
+        if let Some(h) = self.cache.get(bin) {
+            return Ok(h.clone());
+        }
+        let dir = self.crate_dir(bin);
+        if !dir.join("Cargo.toml").is_file() {
+            bail!(
+                "no crate for binary `{bin}`: {} does not exist",
+                dir.join("Cargo.toml").display()
+            );
+        }
+        let crates = self.closure(&dir)?;
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        for c in &crates {
+            for f in crate_files(c)? {
+                let rel = f.strip_prefix(&self.workspace).unwrap_or(&f);
+                let rel = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push((rel, f));
+            }
+        }
+        files.sort();
+        let mut h = blake3::Hasher::new();
+        for (rel, path) in &files {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            // Length-prefixed so that no two different file sets hash the same stream.
+            h.update(&(rel.len() as u64).to_le_bytes());
+            h.update(rel.as_bytes());
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+        let hex = h.finalize().to_hex().to_string();
+        self.cache.insert(bin.to_string(), hex.clone());
+        Ok(hex)
+    }
+
+    /// The crate and every workspace crate it depends on, transitively (sorted, canonical paths).
+    fn closure(&self, start: &Path) -> anyhow::Result<BTreeSet<PathBuf>> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![canon(start)];
+        while let Some(dir) = todo.pop() {
+            if !seen.insert(dir.clone()) {
+                continue;
+            }
+            for dep in self.workspace_deps(&dir)? {
+                todo.push(canon(&dep));
+            }
+        }
+        Ok(seen)
+    }
+
+    fn workspace_deps(&self, crate_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        let manifest = crate_dir.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("cannot read {}", manifest.display()))?;
+        let doc: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid TOML in {}", manifest.display()))?;
+        let mut tables: Vec<&toml::Table> = Vec::new();
+        for key in ["dependencies", "build-dependencies"] {
+            if let Some(t) = doc.get(key).and_then(|t| t.as_table()) {
+                tables.push(t);
+            }
+        }
+        if let Some(targets) = doc.get("target").and_then(|t| t.as_table()) {
+            for (_, spec) in targets {
+                for key in ["dependencies", "build-dependencies"] {
+                    if let Some(t) = spec.get(key).and_then(|t| t.as_table()) {
+                        tables.push(t);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for t in tables {
+            for (name, spec) in t {
+                if let Some(p) = spec.get("path").and_then(|p| p.as_str()) {
+                    out.push(crate_dir.join(p));
+                } else if spec.get("workspace").and_then(|w| w.as_bool()) == Some(true) {
+                    // A renamed dependency (`x = { package = "y", workspace = true }`) is keyed by x.
+                    if let Some(p) = self.ws_paths.get(name) {
+                        out.push(p.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn canon(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `Cargo.toml`, `build.rs` and `src/**` of one crate.
+fn crate_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for f in ["Cargo.toml", "build.rs"] {
+        let p = dir.join(f);
+        if p.is_file() {
+            out.push(p);
+        }
+    }
+    out.extend(icl_store::store::list_files(&dir.join("src"))?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(p: &Path, s: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, s).unwrap();
+    }
+
+    fn ws() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        write(&r.join("Cargo.toml"), "[workspace]\nmembers = [\"crates/*\"]\n[workspace.dependencies]\nlib-a = { path = \"crates/lib-a\" }\nserde = \"1\"\n");
+        write(&r.join("crates/bin-x/Cargo.toml"), "[package]\nname = \"bin-x\"\n[dependencies]\nlib-a.workspace = true\nserde.workspace = true\n[dev-dependencies]\nlib-t = { path = \"../lib-t\" }\n");
+        write(&r.join("crates/bin-x/src/main.rs"), "fn main() {}\n");
+        write(&r.join("crates/bin-x/tests/t.rs"), "// test\n");
+        write(
+            &r.join("crates/lib-a/Cargo.toml"),
+            "[package]\nname = \"lib-a\"\n[dependencies]\nlib-b = { path = \"../lib-b\" }\n",
+        );
+        write(&r.join("crates/lib-a/src/lib.rs"), "pub fn a() {}\n");
+        write(
+            &r.join("crates/lib-b/Cargo.toml"),
+            "[package]\nname = \"lib-b\"\n",
+        );
+        write(&r.join("crates/lib-b/src/deep/mod.rs"), "pub fn b() {}\n");
+        write(
+            &r.join("crates/lib-t/Cargo.toml"),
+            "[package]\nname = \"lib-t\"\n",
+        );
+        write(&r.join("crates/lib-t/src/lib.rs"), "\n");
+        write(
+            &r.join("crates/other/Cargo.toml"),
+            "[package]\nname = \"other\"\n",
+        );
+        d
+    }
+
+    fn fp(r: &Path) -> String {
+        Fingerprinter::new(r).unwrap().fingerprint("bin-x").unwrap()
+    }
+
+    #[test]
+    fn transitive_workspace_sources_count_and_nothing_else() {
+        let d = ws();
+        let r = d.path();
+        let base = fp(r);
+        assert_eq!(base, fp(r));
+        // Unrelated files: tests, dev-dependencies, other crates, the lock file, the root manifest.
+        write(&r.join("crates/bin-x/tests/t.rs"), "// changed\n");
+        write(&r.join("crates/lib-t/src/lib.rs"), "// changed\n");
+        write(&r.join("crates/other/src/lib.rs"), "// new\n");
+        write(&r.join("Cargo.lock"), "# lock\n");
+        assert_eq!(fp(r), base);
+        // A transitive dependency's nested source file does count.
+        write(&r.join("crates/lib-b/src/deep/mod.rs"), "pub fn b() { }\n");
+        let b2 = fp(r);
+        assert_ne!(b2, base);
+        write(&r.join("crates/lib-b/src/deep/new.rs"), "\n");
+        assert_ne!(fp(r), b2);
+        write(&r.join("crates/bin-x/build.rs"), "fn main() {}\n");
+        assert_ne!(fp(r), b2);
+        assert!(Fingerprinter::new(r).unwrap().fingerprint("nope").is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The `icl` CLI: reads `pipeline.yaml`, expands stages into cached tasks, and runs the uncached
+//! ones as child processes of the stage binaries. It knows nothing about the science.
+//!
+//! # pipeline.yaml
+//!
+//! ```yaml
+//! version: 1                      # format version (only 1)
+//! default_profile: quick          # profile used without --profile
+//! publish_dir: results            # where `publish:` copies go (relative to this file)
+//! diff:                           # how `icl diff` compares claim tables
+//!   key: [claim]                  # columns that identify a row
+//!   tolerances: {value: {abs: 0.05, rel: 0.25}, default: {abs: 0.0}}
+//!   ignore: [details]             # columns not compared
+//! stages:
+//!   items:
+//!     bin: icl-datagen            # binary next to `icl`; its crate is crates/icl-datagen
+//!     command: items              # sub-job of the binary (TaskSpec.command)
+//!     params: {D: 63, data_seed: 1}
+//!     matrix: {K: [1000, 2000]}   # one task per point of the cartesian product
+//!     outputs: [items]            # the stage writes out_dir/items.<ext>
+//!   testsets:
+//!     bin: icl-datagen
+//!     command: testsets
+//!     params: {D: 63, N: 20, n_test: 2000, test_seed: 2, data_seed: 1}
+//!     matrix: {K: [1000, 2000]}
+//!     inputs: {items: items.items}   # the items task whose matrix values equal my params
+//!     outputs: [novel_items, icl_test, iwl_test]
+//!   claim_c1:
+//!     bin: icl-eval
+//!     command: c1
+//!     inputs: {summaries: "train.summary[*]"}   # [*] gathers every matching upstream task
+//!     outputs: [claim, figure_png]
+//!     publish: {figure_png: figures/c1.png}     # copied into publish_dir after the run
+//!     threads: 1                                # TaskSpec.threads and RAYON_NUM_THREADS
+//! profiles:
+//!   ci:    {publish_dir: results/ci, stages: {train: {params: {epochs: 2}, matrix: {seed: [0, 1]}}}}
+//!   quick: {}
+//! ```
+//!
+//! **Matrix axes**: a list of values; `{range: [a, b]}` (integers a..b, b exclusive);
+//! `{logspace: [a, b, n]}` (n points from 10^a to 10^b inclusive, each rounded to the nearest
+//! even integer, since K must split evenly between two labels); `{linspace: [a, b, n]}` (n
+//! points from a to b inclusive; integers when a and b are integers and every point is
+//! integral). The first key varies slowest. Values in an axis must be distinct. YAML `.inf`
+//! becomes the string `"inf"` (`K: [1000, .inf]`).
+//!
+//! **Params passed to the binary** = the stage's params with the matrix point applied (matrix
+//! values override params): one flat JSON object (values may themselves be objects).
+//!
+//! **Inputs**: `stage.output` feeds exactly one upstream task: the one whose every matrix key
+//! equals this task's param of that name (an upstream stage without a matrix always matches);
+//! zero or several matches is a config error. `stage.output[*]` gathers all upstream tasks in
+//! matrix order, keeping those whose matrix values equal this task's params where this task has
+//! a param of that name. A list of references concatenates.
+//!
+//! **Profiles** deep-merge `params` into the stage's (`null` deletes a key), replace `matrix`
+//! axes key by key (`null` deletes an axis; new keys are appended), and may set `threads` and
+//! `publish_dir`. `--profile` picks one; otherwise `default_profile`.
+//!
+//! **Validation** (exit code 2, nothing written, not even `data/`): unknown keys and wrong types
+//! (serde, with line and column), unknown profiles, inputs naming missing stages or outputs,
+//! cycles, `publish` on a matrix stage, unmatched single inputs, and the science params of
+//! every task through `BIN check`, each error mapped back to the YAML line the value came from
+//! (the stage's params or matrix, or the profile override that set it).
+//!
+//! # Store, keys, scheduling
+//!
+//! See [`key`] (the cache key), [`fingerprint`] (code fingerprints), `icl_store::store` (object
+//! and record layout), [`run`] (scheduler), [`state`] (what counts as cached).
+
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod diff;
+pub mod error;
+pub mod fingerprint;
+pub mod gc;
+pub mod key;
+pub mod lock;
+pub mod plan;
+pub mod progress;
+pub mod run;
+pub mod signals;
+pub mod state;
+pub mod status;
+pub mod yamlpos;
