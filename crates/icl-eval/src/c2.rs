@@ -1,0 +1,244 @@
+//! C2 (Fig 2d): above K*, ICL is acquired abruptly after a long plateau.
+//!
+//! Input: the learning curves of several runs above K* (and optionally their summaries, in the
+//! same order, for labels). Abruptness per run is the plateau-to-rise ratio:
+//!   plateau = iterations until ICL accuracy first reaches `plateau_threshold` (0.6),
+//!   rise    = iterations from there until it first reaches `acquired_threshold` (0.95),
+//! with crossing times linearly interpolated between evaluations. A rise cannot be resolved
+//! below one evaluation interval, so it is floored at that interval: the ratio is then a lower
+//! bound on the true abruptness. Runs that never reach the acquisition threshold have no ratio
+//! and are counted as not acquired.
+
+use crate::claim::{Claim, Verdict};
+use crate::frame::{column_names, f64s};
+use crate::params::C2Params;
+use crate::stats::{bootstrap, finite, median, percentile_interval};
+use anyhow::{ensure, Result};
+use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, DARK, GREY};
+use polars::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+pub const STATEMENT: &str = "Above K*, ICL is acquired abruptly after a long plateau at chance.";
+pub const PAPER_VALUE: &str = "K = 20000, N = 100: ICL accuracy sits at chance for a long plateau, then rises to ~1 within a short fraction of the plateau (sigmoidal jump)";
+
+/// One run's learning curve, reduced to what C2 needs.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    pub label: String,
+    pub iteration: Vec<f64>,
+    pub icl_acc: Vec<f64>,
+}
+
+impl Curve {
+    /// From a `curve` artifact frame: sorted by iteration through polars.
+    pub fn from_frame(df: &DataFrame, label: String) -> Result<Self> {
+        for c in ["iteration", "icl_acc"] {
+            ensure!(df.column(c).is_ok(), "curve lacks column `{c}` (have: {})", column_names(df));
+        }
+        let sorted = df
+            .clone()
+            .lazy()
+            .select([col("iteration").cast(DataType::Float64), col("icl_acc").cast(DataType::Float64)])
+            .filter(col("icl_acc").is_not_null())
+            .sort(["iteration"], SortMultipleOptions::default())
+            .collect()?;
+        Ok(Self { label, iteration: f64s(&sorted, "iteration")?, icl_acc: f64s(&sorted, "icl_acc")? })
+    }
+}
+
+/// Abruptness numbers of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunAbruptness {
+    pub label: String,
+    /// Interpolated iteration where ICL accuracy first reaches the plateau threshold.
+    pub t_plateau_end: Option<f64>,
+    /// Interpolated iteration where it first reaches the acquisition threshold.
+    pub t_acquired: Option<f64>,
+    pub eval_interval: f64,
+    pub plateau: Option<f64>,
+    pub rise: Option<f64>,
+    /// plateau / max(rise, eval_interval).
+    pub ratio: Option<f64>,
+    pub final_icl_acc: f64,
+}
+
+/// First time the series reaches `thr`, interpolated linearly from the previous evaluation.
+pub fn crossing(t: &[f64], y: &[f64], thr: f64) -> Option<f64> {
+    let i = y.iter().position(|&v| v >= thr)?;
+    if i == 0 {
+        return Some(t[0]);
+    }
+    let (t0, t1, y0, y1) = (t[i - 1], t[i], y[i - 1], y[i]);
+    Some(if y1 > y0 { t0 + (thr - y0) / (y1 - y0) * (t1 - t0) } else { t1 })
+}
+
+pub fn abruptness(c: &Curve, p: &C2Params) -> RunAbruptness {
+    let dts: Vec<f64> = c.iteration.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).collect();
+    let eval_interval = if dts.is_empty() { 1.0 } else { median(&dts) };
+    let t_lo = crossing(&c.iteration, &c.icl_acc, p.plateau_threshold);
+    let t_hi = crossing(&c.iteration, &c.icl_acc, p.acquired_threshold);
+    let (plateau, rise, ratio) = match (t_lo, t_hi) {
+        (Some(a), Some(b)) => {
+            let rise = (b - a).max(0.0);
+            (Some(a), Some(rise), Some(a / rise.max(eval_interval)))
+        }
+        _ => (t_lo, None, None),
+    };
+    RunAbruptness {
+        label: c.label.clone(),
+        t_plateau_end: t_lo,
+        t_acquired: t_hi,
+        eval_interval,
+        plateau,
+        rise,
+        ratio,
+        final_icl_acc: c.icl_acc.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub pass: bool,
+    pub value: Option<f64>,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct C2Analysis {
+    pub curves: Vec<Curve>,
+    pub runs: Vec<RunAbruptness>,
+    pub median_ratio: f64,
+    pub ratio_low: f64,
+    pub ratio_high: f64,
+    pub acquired_frac: f64,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+}
+
+pub fn analyze(curves: Vec<Curve>, p: &C2Params) -> Result<C2Analysis> {
+    ensure!(!curves.is_empty(), "no learning curves given");
+    let runs: Vec<RunAbruptness> = curves.iter().map(|c| abruptness(c, p)).collect();
+    let ratios: Vec<f64> = runs.iter().filter_map(|r| r.ratio).collect();
+    let acquired_frac = ratios.len() as f64 / runs.len() as f64;
+    let median_ratio = median(&ratios);
+    let (mut lo, mut hi) = (f64::NAN, f64::NAN);
+    if ratios.len() >= 2 {
+        let draws = bootstrap(&[ratios.clone()], p.n_boot, p.bootstrap_seed, |g| Some(median(&g[0])));
+        (lo, hi) = percentile_interval(&draws, 0.95);
+    }
+    let checks = vec![
+        Check {
+            name: "acquired",
+            pass: acquired_frac >= p.min_acquired_frac,
+            value: Some(acquired_frac),
+            rule: format!(
+                "fraction of runs reaching ICL accuracy {} >= {}",
+                p.acquired_threshold, p.min_acquired_frac
+            ),
+        },
+        Check {
+            name: "plateau_longer_than_rise",
+            pass: median_ratio >= 1.0,
+            value: finite(median_ratio),
+            rule: "median plateau/rise ratio >= 1".into(),
+        },
+        Check {
+            name: "abrupt",
+            pass: median_ratio >= p.min_ratio,
+            value: finite(median_ratio),
+            rule: format!("median plateau/rise ratio >= {}", p.min_ratio),
+        },
+    ];
+    let core = !ratios.is_empty() && checks[1].pass;
+    let all = checks.iter().all(|c| c.pass);
+    Ok(C2Analysis {
+        curves,
+        runs,
+        median_ratio,
+        ratio_low: lo,
+        ratio_high: hi,
+        acquired_frac,
+        checks,
+        verdict: Verdict::from_checks(core, all),
+    })
+}
+
+impl C2Analysis {
+    pub fn claim(&self, p: &C2Params) -> Claim {
+        let details = json!({
+            "runs": self.runs,
+            "median_ratio": finite(self.median_ratio),
+            "median_ratio_interval_95": [finite(self.ratio_low), finite(self.ratio_high)],
+            "acquired_fraction": self.acquired_frac,
+            "thresholds": {"plateau": p.plateau_threshold, "acquired": p.acquired_threshold},
+            "definition": "ratio = t(plateau threshold) / max(t(acquired threshold) - t(plateau threshold), evaluation interval); crossing times interpolated linearly between evaluations",
+            "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample acquiring runs, percentile interval of the median ratio"},
+            "checks": self.checks,
+            "verdict_rule": "reproduced: all checks pass; partly: some run acquires and the median plateau exceeds the median rise; not reproduced: otherwise",
+        });
+        Claim {
+            claim: "C2".into(),
+            figure: "Fig 2d".into(),
+            statement: STATEMENT.into(),
+            paper_value: PAPER_VALUE.into(),
+            value: self.median_ratio,
+            low: self.ratio_low,
+            high: self.ratio_high,
+            unit: "plateau/rise ratio (median over runs)".into(),
+            profile: p.profile.clone(),
+            verdict: self.verdict,
+            n_runs: self.runs.len() as i64,
+            details: details.to_string(),
+        }
+    }
+
+    pub fn figure(&self, p: &C2Params) -> Figure {
+        let mut curves = Panel::new(
+            "(d) ICL accuracy during training",
+            Axis::linear("training iteration"),
+            Axis::linear("ICL accuracy (novel items)").range(0.3, 1.03),
+        )
+        .legend(Legend::LowerRight);
+        curves.push(Layer::hline(p.plateau_threshold).color(GREY).dashed());
+        curves.push(Layer::hline(p.acquired_threshold).color(GREY).dashed());
+        for (i, c) in self.curves.iter().take(p.max_curves).enumerate() {
+            let pts: Vec<(f64, f64)> = c.iteration.iter().copied().zip(c.icl_acc.iter().copied()).collect();
+            curves.push(Layer::line(pts).color(color(i)).label(c.label.clone()));
+        }
+        let marks: Vec<(f64, f64)> = self
+            .runs
+            .iter()
+            .take(p.max_curves)
+            .filter_map(|r| r.t_acquired.map(|t| (t, p.acquired_threshold)))
+            .collect();
+        curves.push(Layer::points(marks).color(DARK).marker(Marker::Triangle).size(4).label("acquired"));
+
+        let mut ratio = Panel::new(
+            "plateau / rise per run",
+            Axis::linear("run"),
+            Axis::log10("plateau / rise (iterations)"),
+        )
+        .legend(Legend::UpperRight);
+        ratio.push(Layer::hline(p.min_ratio).color(color(3)).dashed().label(format!("abrupt: ratio >= {}", p.min_ratio)));
+        ratio.push(Layer::hline(1.0).color(GREY).dashed().label("ratio = 1"));
+        let pts: Vec<(f64, f64)> = self
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.ratio.map(|v| ((i + 1) as f64, v)))
+            .collect();
+        ratio.push(Layer::points(pts).color(color(0)).size(5).label("runs that acquire"));
+        if self.median_ratio.is_finite() {
+            ratio.push(Layer::hline(self.median_ratio).color(color(0)).label(format!("median = {}", icl_plot::format_number(self.median_ratio))));
+        }
+        Figure::new(format!(
+            "C2 (Fig 2d): abrupt ICL acquisition above K* [{}; verdict: {}]",
+            p.profile,
+            self.verdict.as_str()
+        ))
+        .panel(curves)
+        .panel(ratio)
+    }
+}

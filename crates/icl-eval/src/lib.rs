@@ -1,0 +1,173 @@
+//! Evaluation and claims C1, C2, C7, C9: run summaries and learning curves in, one claim row
+//! and one figure (PNG + SVG) per claim out.
+//!
+//! - [`frame`]: Arrow batches (read through `icl-store`) to polars DataFrames.
+//! - [`stats`], [`sigmoid`]: quantiles with censoring, moments, least squares, Wilson and
+//!   bootstrap intervals, the Levenberg-Marquardt sigmoid fit.
+//! - [`claim`]: the claim record shared by every claim crate.
+//! - [`c1`], [`c2`], [`c7`], [`c9`]: one module per claim: analysis, verdict rules, figure.
+//! - [`EvalStage`]: the pipeline stage (`icl-eval run --task F`, `icl-eval check`).
+
+pub mod c1;
+pub mod c2;
+pub mod c7;
+pub mod c9;
+pub mod claim;
+pub mod frame;
+pub mod params;
+pub mod sigmoid;
+pub mod stats;
+
+use anyhow::{bail, ensure, Context, Result};
+use icl_store::task::{ParamError, Stage, TaskSpec};
+use params::{check, C1Params, C2Params, C7Params, C9Params};
+use std::path::PathBuf;
+
+pub const COMMANDS: [&str; 4] = ["c1", "c2", "c7", "c9"];
+/// Outputs a claim task may declare; `claim` is required.
+pub const OUTPUTS: [&str; 3] = ["claim", "figure_png", "figure_svg"];
+
+/// The `icl-eval` stage.
+pub struct EvalStage;
+
+fn errs<T>(r: Result<T, Vec<ParamError>>) -> Vec<ParamError> {
+    r.err().unwrap_or_default()
+}
+
+fn unknown_command(c: &str) -> String {
+    format!("unknown command `{c}`; allowed: {}", COMMANDS.join(", "))
+}
+
+impl Stage for EvalStage {
+    fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
+        match command {
+            "c1" => errs(check::<C1Params>(params)),
+            "c2" => errs(check::<C2Params>(params)),
+            "c7" => errs(check::<C7Params>(params)),
+            "c9" => errs(check::<C9Params>(params)),
+            other => vec![ParamError::new("command", unknown_command(other))],
+        }
+    }
+
+    fn run(&self, task: &TaskSpec) -> Result<()> {
+        for o in &task.outputs {
+            ensure!(
+                OUTPUTS.contains(&o.as_str()),
+                "stage {}: output `{o}` is not produced by icl-eval (allowed: {})",
+                task.stage,
+                OUTPUTS.join(", ")
+            );
+        }
+        ensure!(
+            task.outputs.iter().any(|o| o == "claim"),
+            "stage {}: declare output `claim`",
+            task.stage
+        );
+        let (claim, figure) = run_command(task)?;
+        claim::write(&task.output_path("claim", "parquet"), std::slice::from_ref(&claim))?;
+        if task.outputs.iter().any(|o| o == "figure_png") {
+            figure.save_png(&task.output_path("figure_png", "png"))?;
+        }
+        if task.outputs.iter().any(|o| o == "figure_svg") {
+            figure.save_svg(&task.output_path("figure_svg", "svg"))?;
+        }
+        Ok(())
+    }
+}
+
+fn params<T: serde::de::DeserializeOwned + params::Validate>(task: &TaskSpec) -> Result<T> {
+    check::<T>(&task.params).map_err(|e| {
+        let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, msgs.join("; "))
+    })
+}
+
+fn input_paths(task: &TaskSpec, name: &str) -> Result<Vec<PathBuf>> {
+    let refs = task.inputs_all(name);
+    ensure!(
+        !refs.is_empty(),
+        "stage {}: input `{name}` is missing or empty (declared: {})",
+        task.stage,
+        task.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(refs.iter().map(|r| r.path.clone()).collect())
+}
+
+/// Run one claim command on a task's inputs: the claim row and its figure.
+pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> {
+    Ok(match task.command.as_str() {
+        "c1" => {
+            let p: C1Params = params(task)?;
+            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+            let a = c1::analyze(&df, &p)?;
+            (a.claim(&p), a.figure(&p.profile))
+        }
+        "c2" => {
+            let p: C2Params = params(task)?;
+            let curves = read_curves(task)?;
+            let a = c2::analyze(curves, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        "c7" => {
+            let p: C7Params = params(task)?;
+            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+            let a = c7::analyze(&df, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        "c9" => {
+            let p: C9Params = params(task)?;
+            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+            let a = c9::analyze(&df, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        other => bail!("stage {}: {}", task.stage, unknown_command(other)),
+    })
+}
+
+/// Curves of `c2`, labelled from the summaries when those are given (same order and count).
+fn read_curves(task: &TaskSpec) -> Result<Vec<c2::Curve>> {
+    let paths = input_paths(task, "curves")?;
+    let labels: Vec<String> = match task.inputs_all("summaries") {
+        [] => (1..=paths.len()).map(|i| format!("run {i}")).collect(),
+        refs => {
+            ensure!(
+                refs.len() == paths.len(),
+                "stage {}: {} summaries for {} curves; they must pair up in order",
+                task.stage,
+                refs.len(),
+                paths.len()
+            );
+            let df = frame::read_stacked(&refs.iter().map(|r| r.path.clone()).collect::<Vec<_>>())?;
+            run_labels(&df)?
+        }
+    };
+    paths
+        .iter()
+        .zip(labels)
+        .map(|(p, l)| {
+            let df = frame::read_df(p)?;
+            c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))
+        })
+        .collect()
+}
+
+/// "seed S, K=K" labels from a stacked summary frame (whichever of the columns exist).
+pub fn run_labels(df: &polars::prelude::DataFrame) -> Result<Vec<String>> {
+    let n = df.height();
+    let get = |c: &str| -> Option<Vec<f64>> { frame::f64s(df, c).ok() };
+    let seed = get("seed");
+    let k = get("K");
+    Ok((0..n)
+        .map(|i| {
+            let mut parts = Vec::new();
+            match &seed {
+                Some(s) if s[i].is_finite() => parts.push(format!("seed {}", s[i] as i64)),
+                _ => parts.push(format!("run {}", i + 1)),
+            }
+            if let Some(k) = &k {
+                parts.push(if k[i].is_finite() { format!("K={}", k[i] as i64) } else { "K=inf".into() });
+            }
+            parts.join(", ")
+        })
+        .collect())
+}

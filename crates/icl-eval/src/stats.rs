@@ -1,0 +1,440 @@
+//! Small, dependency-free statistics: quantiles that understand right-censoring (+inf), moments,
+//! least squares, Wilson intervals, the bimodality coefficient and a stratified bootstrap.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Quantile of sorted data by linear interpolation between order statistics (numpy's default,
+/// "type 7"). `+inf` entries (runs censored at the end of training) sort last: a quantile that
+/// needs them is `+inf`, one below them is exact.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let i = h.floor() as usize;
+    let j = (i + 1).min(sorted.len() - 1);
+    let frac = h - i as f64;
+    if frac == 0.0 {
+        return sorted[i];
+    }
+    if sorted[j].is_infinite() || sorted[i].is_infinite() {
+        return f64::INFINITY;
+    }
+    sorted[i] + frac * (sorted[j] - sorted[i])
+}
+
+/// Quantile of unsorted data (NaN dropped).
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    quantile_sorted(&v, q)
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    quantile(values, 0.5)
+}
+
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Sample standard deviation (ddof = 1); NaN below two values.
+pub fn std(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let m = mean(values);
+    (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+}
+
+/// Bias-adjusted sample skewness G1 (what pandas' `skew` returns); NaN below three values or
+/// with zero spread.
+pub fn skewness(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.len() < 3 {
+        return f64::NAN;
+    }
+    let m = mean(values);
+    let m2 = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+    let m3 = values.iter().map(|v| (v - m).powi(3)).sum::<f64>() / n;
+    if m2 <= 0.0 {
+        return f64::NAN;
+    }
+    let g1 = m3 / m2.powf(1.5);
+    g1 * (n * (n - 1.0)).sqrt() / (n - 2.0)
+}
+
+/// Bias-adjusted sample excess kurtosis G2 (pandas' `kurt`); NaN below four values.
+pub fn excess_kurtosis(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.len() < 4 {
+        return f64::NAN;
+    }
+    let m = mean(values);
+    let m2 = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+    let m4 = values.iter().map(|v| (v - m).powi(4)).sum::<f64>() / n;
+    if m2 <= 0.0 {
+        return f64::NAN;
+    }
+    let g2 = m4 / (m2 * m2) - 3.0;
+    ((n + 1.0) * g2 + 6.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+}
+
+/// Sarle's sample bimodality coefficient (G1^2 + 1) / (G2 + 3 (n-1)^2 / ((n-2)(n-3))).
+/// The uniform distribution gives 5/9; values above suggest two modes (or strong skew).
+pub fn bimodality_coefficient(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.len() < 4 {
+        return f64::NAN;
+    }
+    let g1 = skewness(values);
+    let g2 = excess_kurtosis(values);
+    (g1 * g1 + 1.0) / (g2 + 3.0 * (n - 1.0).powi(2) / ((n - 2.0) * (n - 3.0)))
+}
+
+/// Ordinary least squares y = slope x + intercept.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LinFit {
+    pub slope: f64,
+    pub intercept: f64,
+    pub r2: f64,
+    pub n: usize,
+}
+
+/// Least-squares line through finite (x, y) pairs; `None` below two distinct x values.
+pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<LinFit> {
+    let pts: Vec<(f64, f64)> =
+        x.iter().zip(y).map(|(&a, &b)| (a, b)).filter(|(a, b)| a.is_finite() && b.is_finite()).collect();
+    let n = pts.len();
+    if n < 2 {
+        return None;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n as f64;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n as f64;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let syy: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let sse: f64 = pts.iter().map(|p| (p.1 - slope * p.0 - intercept).powi(2)).sum();
+    let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 1.0 };
+    Some(LinFit { slope, intercept, r2, n })
+}
+
+/// Weighted least squares line (weights w_i = 1 / sigma_i^2) and its chi-squared,
+/// sum w_i (y_i - a - b x_i)^2, which follows chi2(n - 2) when the line is right and the
+/// sigmas are the errors. Returns (slope, intercept, chi2); `None` below two points.
+pub fn weighted_line_chi2(x: &[f64], y: &[f64], sigma: &[f64]) -> Option<(f64, f64, f64)> {
+    let pts: Vec<(f64, f64, f64)> = (0..x.len().min(y.len()).min(sigma.len()))
+        .filter(|&i| x[i].is_finite() && y[i].is_finite() && sigma[i].is_finite() && sigma[i] > 0.0)
+        .map(|i| (x[i], y[i], 1.0 / (sigma[i] * sigma[i])))
+        .collect();
+    if pts.len() < 2 {
+        return None;
+    }
+    let sw: f64 = pts.iter().map(|p| p.2).sum();
+    let mx = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
+    let my = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
+    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let slope = pts.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    let intercept = my - slope * mx;
+    let chi2 = pts.iter().map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2)).sum();
+    Some((slope, intercept, chi2))
+}
+
+/// Wilson score interval for a binomial proportion k/n at normal quantile z (1.96 for 95%).
+pub fn wilson(k: usize, n: usize, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let den = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / den;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Stratified bootstrap: `n_boot` times, resample every group with replacement (keeping its
+/// size) and evaluate `stat`; returns the statistics that were defined (`Some`), in draw order.
+/// The groups are the seeds at one setting (one K or one N), so the interval reflects
+/// seed-to-seed variation at the settings actually run.
+pub fn bootstrap<F>(groups: &[Vec<f64>], n_boot: usize, seed: u64, mut stat: F) -> Vec<f64>
+where
+    F: FnMut(&[Vec<f64>]) -> Option<f64>,
+{
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n_boot);
+    let mut sample: Vec<Vec<f64>> = groups.iter().map(|g| Vec::with_capacity(g.len())).collect();
+    for _ in 0..n_boot {
+        for (g, s) in groups.iter().zip(sample.iter_mut()) {
+            s.clear();
+            for _ in 0..g.len() {
+                s.push(g[rng.random_range(0..g.len())]);
+            }
+        }
+        if let Some(v) = stat(&sample) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Central percentile interval of bootstrap draws (NaN when there are none). Draws may be +inf.
+pub fn percentile_interval(draws: &[f64], level: f64) -> (f64, f64) {
+    let a = (1.0 - level) / 2.0;
+    (quantile(draws, a), quantile(draws, 1.0 - a))
+}
+
+/// Standard error of the sample median from the distribution-free order-statistic interval:
+/// the 95% interval [x_(j), x_(k)] with j, k = n/2 -+ 0.98 sqrt(n) (normal approximation of
+/// Binomial(n, 1/2)), divided by 2 x 1.96. Steadier than bootstrapping the median at small n
+/// (where the bootstrap distribution of a median is lumpy), and censored (+inf) values make
+/// it +inf only when they reach the interval. NaN below 5 values.
+pub fn median_se(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    let n = v.len();
+    if n < 5 {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let half = n as f64 / 2.0;
+    let d = 0.98 * (n as f64).sqrt();
+    // 1-based ranks, clamped to the sample.
+    let j = ((half - d).floor() as usize).clamp(1, n);
+    let k = ((half + d).ceil() as usize + 1).clamp(1, n);
+    (v[k - 1] - v[j - 1]) / (2.0 * 1.96)
+}
+
+/// ln Gamma(x) for x > 0 (Lanczos, g = 7, 9 terms; ~1e-15 relative).
+pub fn ln_gamma(x: f64) -> f64 {
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection keeps the series in its accurate range.
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let mut a = C[0];
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Regularized upper incomplete gamma Q(a, x) (series below a + 1, continued fraction above).
+pub fn gamma_q(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let lead = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut sum, mut term, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..1000 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        1.0 - sum * lead.exp()
+    } else {
+        // Modified Lentz for the continued fraction of Q.
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..1000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let del = d * c;
+            h *= del;
+            if (del - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        lead.exp() * h
+    }
+}
+
+/// Survival function of the chi-squared distribution: P(X >= x) with `dof` degrees of freedom.
+pub fn chi2_sf(x: f64, dof: usize) -> f64 {
+    if dof == 0 {
+        return f64::NAN;
+    }
+    gamma_q(dof as f64 / 2.0, x / 2.0)
+}
+
+/// A finite f64 or None, for JSON details (serde_json writes NaN and inf as null anyway; this
+/// makes the intent explicit).
+pub fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_distr::{Distribution, Normal};
+
+    #[test]
+    fn quantiles_match_numpy() {
+        let v = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+        // numpy.quantile(v, [0.1, 0.5, 0.9]) = [1.0, 3.5, 6.9]
+        assert!((quantile(&v, 0.1) - 1.0).abs() < 1e-12);
+        assert!((quantile(&v, 0.5) - 3.5).abs() < 1e-12);
+        assert!((quantile(&v, 0.9) - 6.9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn censored_quantiles() {
+        let v = [1.0, 2.0, 3.0, f64::INFINITY, f64::INFINITY];
+        assert_eq!(median(&v), 3.0);
+        assert_eq!(quantile(&v, 0.9), f64::INFINITY);
+        assert!((quantile(&v, 0.25) - 2.0).abs() < 1e-12);
+        let w = [1.0, 2.0, f64::INFINITY, f64::INFINITY];
+        assert_eq!(median(&w), f64::INFINITY);
+    }
+
+    #[test]
+    fn moments_known_values() {
+        // pandas' adjusted estimators: pd.Series([1,2,3,4,10]).skew() = 1.69706 (= 1.2 sqrt 2),
+        // .kurt() = 3.152
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        assert!((skewness(&v) - 1.2 * 2f64.sqrt()).abs() < 1e-9, "{}", skewness(&v));
+        assert!((excess_kurtosis(&v) - 3.152).abs() < 1e-9, "{}", excess_kurtosis(&v));
+        assert!(skewness(&[1.0, 2.0, 3.0]).abs() < 1e-12);
+        assert!((std(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) - 2.138_09).abs() < 1e-4);
+    }
+
+    #[test]
+    fn bimodality_separates_shapes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let nrm = Normal::new(0.0, 1.0).unwrap();
+        let uni: Vec<f64> = (0..400).map(|_| nrm.sample(&mut rng)).collect();
+        let bi: Vec<f64> = (0..400)
+            .map(|i| nrm.sample(&mut rng) * 0.5 + if i % 2 == 0 { -3.0 } else { 3.0 })
+            .collect();
+        let bc_uni = bimodality_coefficient(&uni);
+        let bc_bi = bimodality_coefficient(&bi);
+        assert!(bc_uni < 0.45, "normal sample BC {bc_uni}");
+        assert!(bc_bi > 0.8, "two-cluster sample BC {bc_bi}");
+    }
+
+    #[test]
+    fn linear_fit_exact_and_noisy() {
+        let x = [50.0, 100.0, 150.0, 200.0, 250.0];
+        let y: Vec<f64> = x.iter().map(|v| 40.0 * v + 1000.0).collect();
+        let f = linear_fit(&x, &y).unwrap();
+        assert!((f.slope - 40.0).abs() < 1e-9 && (f.intercept - 1000.0).abs() < 1e-6);
+        assert!((f.r2 - 1.0).abs() < 1e-12);
+        // Known answer: y = [1, 3, 2, 5, 4] on x = 1..5 -> slope 0.8, intercept 0.6, r2 0.64.
+        let f = linear_fit(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0, 3.0, 2.0, 5.0, 4.0]).unwrap();
+        assert!((f.slope - 0.8).abs() < 1e-12);
+        assert!((f.intercept - 0.6).abs() < 1e-12);
+        assert!((f.r2 - 0.64).abs() < 1e-12);
+        assert!(linear_fit(&[1.0, 1.0], &[2.0, 3.0]).is_none());
+        // Weighted: equal weights reduce to OLS; chi2 = SSE / sigma^2.
+        let (b, a, c) = weighted_line_chi2(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0, 3.0, 2.0, 5.0, 4.0], &[0.5; 5]).unwrap();
+        assert!((b - 0.8).abs() < 1e-12 && (a - 0.6).abs() < 1e-12);
+        assert!((c - 3.6 / 0.25).abs() < 1e-9, "chi2 {c}");
+        // A point with a huge error barely moves the line.
+        let (b, _, _) = weighted_line_chi2(&[0.0, 1.0, 2.0], &[0.0, 1.0, 100.0], &[1.0, 1.0, 1e6]).unwrap();
+        assert!((b - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn median_se_matches_asymptotics() {
+        // Normal(0, 1): SE of the median = sqrt(pi / 2) / sqrt(n).
+        let nrm = Normal::new(0.0, 1.0).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let n = 400;
+        let mut ses = Vec::new();
+        for _ in 0..50 {
+            let v: Vec<f64> = (0..n).map(|_| nrm.sample(&mut rng)).collect();
+            ses.push(median_se(&v));
+        }
+        let expected = (std::f64::consts::PI / 2.0).sqrt() / (n as f64).sqrt();
+        let got = mean(&ses);
+        assert!((got - expected).abs() / expected < 0.1, "{got} vs {expected}");
+        assert!(median_se(&[1.0, 2.0, 3.0]).is_nan());
+    }
+
+    #[test]
+    fn chi2_known_values() {
+        assert!((chi2_sf(3.841_458_820_694_124, 1) - 0.05).abs() < 1e-9);
+        assert!((chi2_sf(5.991_464_547_107_979, 2) - 0.05).abs() < 1e-9);
+        assert!((chi2_sf(2.0, 2) - (-1f64).exp()).abs() < 1e-12);
+        assert!((chi2_sf(20.0, 10) - 0.029_252_688_076_961_2).abs() < 1e-9);
+        assert!((ln_gamma(5.0) - 24f64.ln()).abs() < 1e-12);
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn wilson_known_values() {
+        // 8/20 at 95%: [0.2188, 0.6134]
+        let (lo, hi) = wilson(8, 20, 1.96);
+        assert!((lo - 0.2188).abs() < 1e-3 && (hi - 0.6134).abs() < 1e-3, "{lo} {hi}");
+        let (lo, hi) = wilson(0, 10, 1.96);
+        assert_eq!(lo, 0.0);
+        assert!(hi > 0.2 && hi < 0.35);
+    }
+
+    #[test]
+    fn bootstrap_interval_covers_true_mean() {
+        // Repeat: a 95% percentile interval of the mean should cover the true mean in most
+        // repetitions (allow slack for the percentile method at n = 40).
+        let nrm = Normal::new(5.0, 2.0).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut covered = 0;
+        let reps = 60;
+        for r in 0..reps {
+            let g: Vec<f64> = (0..40).map(|_| nrm.sample(&mut rng)).collect();
+            let draws = bootstrap(&[g], 400, r as u64, |s| Some(mean(&s[0])));
+            let (lo, hi) = percentile_interval(&draws, 0.95);
+            assert!(lo < hi);
+            if lo <= 5.0 && 5.0 <= hi {
+                covered += 1;
+            }
+        }
+        assert!(covered >= 51, "covered {covered}/{reps}");
+        // Same seed, same draws.
+        let g = vec![vec![1.0, 2.0, 3.0, 10.0]];
+        let a = bootstrap(&g, 50, 3, |s| Some(mean(&s[0])));
+        let b = bootstrap(&g, 50, 3, |s| Some(mean(&s[0])));
+        assert_eq!(a, b);
+        let c = bootstrap(&g, 50, 4, |s| Some(mean(&s[0])));
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,208 @@
+//! The one-row `claim` table (schema in ARCHITECTURE.md) and the verdict vocabulary.
+
+use anyhow::Result;
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Verdict strings, computed from the data by each claim's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Reproduced,
+    Partly,
+    NotReproduced,
+    /// Not enough valid data to decide (e.g. no K* could be fitted).
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "reproduced",
+            Verdict::Partly => "partly",
+            Verdict::NotReproduced => "not reproduced",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
+    /// All parts pass: reproduced; some pass: partly; none: not reproduced.
+    pub fn from_parts(parts: &[bool]) -> Self {
+        let ok = parts.iter().filter(|p| **p).count();
+        if parts.is_empty() {
+            Verdict::Inconclusive
+        } else if ok == parts.len() {
+            Verdict::Reproduced
+        } else if ok > 0 {
+            Verdict::Partly
+        } else {
+            Verdict::NotReproduced
+        }
+    }
+}
+
+/// One claim row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// e.g. "C5".
+    pub claim: String,
+    /// The paper's figure(s), e.g. "Fig 5, A2, A3".
+    pub figure: String,
+    pub statement: String,
+    /// The paper's value as text (some claims are qualitative).
+    pub paper_value: String,
+    /// Our headline number (NaN when there is none) with its interval.
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    pub unit: String,
+    pub profile: String,
+    pub verdict: Verdict,
+    pub n_runs: i64,
+    /// JSON text with the numbers behind the verdict.
+    pub details: serde_json::Value,
+}
+
+impl Claim {
+    /// Columns: claim, figure, statement, paper_value, unit, profile, verdict, details: Utf8;
+    /// value, low, high: Float64 (null for NaN); n_runs: Int64.
+    pub fn to_batch(&self) -> Result<RecordBatch> {
+        let s = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as ArrayRef;
+        let f = |v: f64| Arc::new(Float64Array::from(vec![v.is_finite().then_some(v)])) as ArrayRef;
+        let details = serde_json::to_string(&sanitize(&self.details))?;
+        Ok(RecordBatch::try_from_iter(vec![
+            ("claim", s(&self.claim)),
+            ("figure", s(&self.figure)),
+            ("statement", s(&self.statement)),
+            ("paper_value", s(&self.paper_value)),
+            ("value", f(self.value)),
+            ("low", f(self.low)),
+            ("high", f(self.high)),
+            ("unit", s(&self.unit)),
+            ("profile", s(&self.profile)),
+            ("verdict", s(self.verdict.as_str())),
+            (
+                "n_runs",
+                Arc::new(Int64Array::from(vec![self.n_runs])) as ArrayRef,
+            ),
+            ("details", s(&details)),
+        ])?)
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        icl_store::parquet::write_batch(path, &self.to_batch()?)
+    }
+}
+
+/// Round floats to 6 significant digits (so details read well and do not flip on the last bit of
+/// a platform-dependent libm) and turn non-finite numbers into null (JSON has no NaN).
+pub fn sanitize(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() => {
+                if x.is_finite() {
+                    serde_json::json!(round_sig(x, 6))
+                } else {
+                    Value::Null
+                }
+            }
+            _ => v.clone(),
+        },
+        Value::Array(a) => Value::Array(a.iter().map(sanitize).collect()),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, x)| (k.clone(), sanitize(x))).collect())
+        }
+        _ => v.clone(),
+    }
+}
+
+pub fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let p = digits - 1 - x.abs().log10().floor() as i32;
+    if !(-300..=300).contains(&p) {
+        return x;
+    }
+    let m = 10f64.powi(p);
+    let r = (x * m).round() / m;
+    // Reparse through the shortest decimal so the JSON text is short.
+    format!("{r:.*e}", (digits - 1) as usize)
+        .parse()
+        .unwrap_or(r)
+}
+
+/// A JSON number or null for non-finite values.
+pub fn num(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        serde_json::json!(x)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_table_round_trips_through_parquet_and_polars() {
+        let c = Claim {
+            claim: "C5".into(),
+            figure: "Fig 5".into(),
+            statement: "s".into(),
+            paper_value: "0.7".into(),
+            value: 0.66,
+            low: 0.6,
+            high: f64::NAN,
+            unit: "".into(),
+            profile: "ci".into(),
+            verdict: Verdict::Partly,
+            n_runs: 12,
+            details: serde_json::json!({"nu": 0.123456789, "bad": f64::NAN, "list": [1.0, 2.5]}),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("claim.parquet");
+        c.write(&p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        c.write(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "deterministic bytes");
+        let df = crate::io::read_frame(&p).unwrap();
+        assert_eq!(df.height(), 1);
+        assert_eq!(crate::io::col_f64(&df, "value").unwrap(), vec![Some(0.66)]);
+        assert_eq!(crate::io::col_f64(&df, "high").unwrap(), vec![None]);
+        assert_eq!(crate::io::col_f64(&df, "n_runs").unwrap(), vec![Some(12.0)]);
+        let d = df
+            .column("details")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_string();
+        let v: serde_json::Value = serde_json::from_str(&d).unwrap();
+        assert_eq!(v["nu"], serde_json::json!(0.123457));
+        assert!(v["bad"].is_null());
+        let verdict = df
+            .column("verdict")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_string();
+        assert_eq!(verdict, "partly");
+    }
+
+    #[test]
+    fn verdict_from_parts() {
+        assert_eq!(Verdict::from_parts(&[true, true]), Verdict::Reproduced);
+        assert_eq!(Verdict::from_parts(&[true, false]), Verdict::Partly);
+        assert_eq!(Verdict::from_parts(&[false]), Verdict::NotReproduced);
+        assert_eq!(Verdict::from_parts(&[]), Verdict::Inconclusive);
+        assert_eq!(round_sig(123456.789, 3), 123000.0);
+        assert_eq!(round_sig(0.000123456, 2), 0.00012);
+    }
+}

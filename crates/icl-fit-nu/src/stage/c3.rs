@@ -1,0 +1,422 @@
+//! C3 (Fig 3): the minimal model reproduces the transformer's phenomenology: a sharp transition
+//! from IWL to ICL as K grows, abrupt ICL acquisition, and (with L2 on beta, w) transience.
+
+use super::common::{k_label, Checker, Output, Validate};
+use crate::claim::{num, Claim, Verdict};
+use crate::io::{self, Run};
+use crate::kstar::{self, KstarSettings};
+use crate::stats;
+use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
+use icl_store::task::{ParamError, TaskSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+fn boot300() -> usize {
+    300
+}
+fn level() -> f64 {
+    0.95
+}
+fn rise02() -> f64 {
+    0.2
+}
+fn low_plateau() -> f64 {
+    0.7
+}
+fn high_plateau() -> f64 {
+    0.9
+}
+fn width1() -> f64 {
+    1.0
+}
+fn rise_start() -> f64 {
+    0.6
+}
+fn abrupt() -> f64 {
+    0.25
+}
+fn peak09() -> f64 {
+    0.9
+}
+fn lost06() -> f64 {
+    0.6
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C3Params {
+    pub profile: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "boot300")]
+    pub n_boot: usize,
+    #[serde(default = "level")]
+    pub level: f64,
+    #[serde(default = "rise02")]
+    pub min_rise: f64,
+    /// Mean final ICL accuracy at the smallest K must be at most this (IWL side)...
+    #[serde(default = "low_plateau")]
+    pub max_low_plateau: f64,
+    /// ...and at the largest K at least this (ICL side).
+    #[serde(default = "high_plateau")]
+    pub min_high_plateau: f64,
+    /// Sharp: the sigmoid's 10%-90% rise spans at most this many decades of K.
+    #[serde(default = "width1")]
+    pub max_width_decades: f64,
+    /// The rise starts at the last evaluation at or below this ICL accuracy before t_ICL.
+    #[serde(default = "rise_start")]
+    pub rise_start_acc: f64,
+    /// Abrupt: median (t_ICL - rise start) / t_ICL at most this.
+    #[serde(default = "abrupt")]
+    pub max_rise_fraction: f64,
+    /// Transience: ICL acquired (peak at least this)...
+    #[serde(default = "peak09")]
+    pub peak_acc: f64,
+    /// ...then lost (final at most this).
+    #[serde(default = "lost06")]
+    pub lost_acc: f64,
+}
+
+impl Validate for C3Params {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut c = Checker::default();
+        c.nonempty("profile", &self.profile);
+        c.open01("level", self.level);
+        for (k, v) in [
+            ("min_rise", self.min_rise),
+            ("max_low_plateau", self.max_low_plateau),
+            ("min_high_plateau", self.min_high_plateau),
+            ("rise_start_acc", self.rise_start_acc),
+            ("max_rise_fraction", self.max_rise_fraction),
+            ("peak_acc", self.peak_acc),
+            ("lost_acc", self.lost_acc),
+        ] {
+            c.range(k, v, 0.0, 1.0);
+        }
+        c.gt("max_width_decades", self.max_width_decades, 0.0);
+        if self.lost_acc >= self.peak_acc {
+            c.fail(
+                "lost_acc",
+                format!(
+                    "must be below peak_acc ({}) (got {})",
+                    self.peak_acc, self.lost_acc
+                ),
+            );
+        }
+        c.0
+    }
+}
+
+/// (t_ICL - start of the rise) / t_ICL for one acquired run: how much of the time to acquisition
+/// the visible rise takes.
+pub fn rise_fraction(run: &Run, rise_start_acc: f64) -> Option<f64> {
+    let t = run.summary.t_icl?;
+    let c = run.curve.as_ref()?;
+    if t <= 0.0 {
+        return None;
+    }
+    let start = c
+        .iteration
+        .iter()
+        .zip(&c.icl_acc)
+        .filter(|(it, a)| **it < t && a.is_finite() && **a <= rise_start_acc)
+        .map(|(it, _)| *it)
+        .fold(f64::NAN, f64::max);
+    let start = if start.is_finite() { start } else { 0.0 };
+    Some((t - start) / t)
+}
+
+/// Transience of one run: (peaked, lost, iteration where ICL fell below `lost` after the peak).
+pub fn transience(run: &Run, peak: f64, lost: f64) -> (bool, bool, Option<f64>) {
+    let s = &run.summary;
+    let peaked = s.peak_icl_acc >= peak;
+    let lost_final = peaked && s.final_icl_acc <= lost;
+    let t_lost = run.curve.as_ref().and_then(|c| {
+        let i_peak = c.icl_acc.iter().position(|a| *a >= peak)?;
+        c.iteration
+            .iter()
+            .zip(&c.icl_acc)
+            .skip(i_peak)
+            .find(|(_, a)| **a <= lost)
+            .map(|(it, _)| *it)
+    });
+    (peaked, lost_final, t_lost)
+}
+
+pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
+    let runs = io::read_runs(
+        task.inputs_all("summaries"),
+        task.inputs_all("curves"),
+        "c3",
+    )?;
+    anyhow::ensure!(!runs.is_empty(), "c3: input `summaries` is empty");
+    if let Some(r) = runs
+        .iter()
+        .find(|r| !r.summary.model.is_empty() && r.summary.model != "minimal")
+    {
+        anyhow::bail!(
+            "c3: expects minimal-model runs, got model `{}` (seed {})",
+            r.summary.model,
+            r.summary.seed
+        );
+    }
+    let trans = io::read_runs(
+        task.inputs_all("transient_summaries"),
+        task.inputs_all("transient_curves"),
+        "c3 transient",
+    )?;
+
+    // 1. Transition in K.
+    let mut by_k: BTreeMap<u64, Vec<&Run>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.summary.k.is_some()) {
+        by_k.entry(r.summary.k.unwrap_or(0.0).round() as u64)
+            .or_default()
+            .push(r);
+    }
+    let mut g = BTreeMap::new();
+    g.insert(
+        0u64,
+        runs.iter()
+            .filter_map(|r| r.summary.k.map(|k| (k, r.summary.final_icl_acc)))
+            .collect::<Vec<_>>(),
+    );
+    let s = kstar::fit_scaling(
+        &g,
+        KstarSettings {
+            min_rise: p.min_rise,
+            ..KstarSettings::default()
+        },
+        p.n_boot,
+        p.seed,
+        p.level,
+    );
+    let kf = s.per_n[0].1.clone();
+    let mean_acc = |rs: &Vec<&Run>, f: &dyn Fn(&Run) -> f64| {
+        stats::mean(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let low_plateau = by_k
+        .values()
+        .next()
+        .map(|rs| mean_acc(rs, &|r| r.summary.final_icl_acc))
+        .unwrap_or(f64::NAN);
+    let high_plateau = by_k
+        .values()
+        .last()
+        .map(|rs| mean_acc(rs, &|r| r.summary.final_icl_acc))
+        .unwrap_or(f64::NAN);
+    let width = kf.fit.map(|f| f.width_10_90()).unwrap_or(f64::NAN);
+    let sharp = kf.valid
+        && low_plateau <= p.max_low_plateau
+        && high_plateau >= p.min_high_plateau
+        && width <= p.max_width_decades;
+
+    // 2. Abrupt acquisition.
+    let fractions: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| rise_fraction(r, p.rise_start_acc))
+        .collect();
+    let med_frac = stats::median(&fractions);
+    let abrupt_ok = !fractions.is_empty() && med_frac <= p.max_rise_fraction;
+
+    // 3. Transience.
+    let tr: Vec<(bool, bool, Option<f64>)> = trans
+        .iter()
+        .map(|r| transience(r, p.peak_acc, p.lost_acc))
+        .collect();
+    let n_peaked = tr.iter().filter(|t| t.0).count();
+    let n_lost = tr.iter().filter(|t| t.1).count();
+    let transient_ok = n_peaked > 0 && 2 * n_lost >= n_peaked;
+
+    let mut flags = vec![sharp, abrupt_ok];
+    let mut parts = json!({"sharp_transition": sharp, "abrupt_acquisition": abrupt_ok});
+    if !trans.is_empty() {
+        flags.push(transient_ok);
+        parts["transience"] = json!(transient_ok);
+    }
+    let verdict = if by_k.len() < 3 {
+        Verdict::Inconclusive
+    } else {
+        Verdict::from_parts(&flags)
+    };
+    let details = json!({
+        "parts": parts,
+        "transition": {
+            "kstar": num(kf.kstar), "low": num(s.kstar_low[0]), "high": num(s.kstar_high[0]), "valid": kf.valid, "reason": kf.reason,
+            "width_10_90_decades": num(width), "low_plateau": num(low_plateau), "high_plateau": num(high_plateau),
+            "sigmoid": kf.fit.map(|f| json!({"a": num(f.a), "b": num(f.b), "c": num(f.c), "d": num(f.d)})),
+            "per_K": by_k.iter().map(|(k, rs)| json!({
+                "K": k, "runs": rs.len(),
+                "final_icl_acc": num(mean_acc(rs, &|r| r.summary.final_icl_acc)),
+                "final_iwl_acc": num(mean_acc(rs, &|r| r.summary.final_iwl_acc)),
+                "acquired_fraction": rs.iter().filter(|r| r.summary.t_icl.is_some()).count() as f64 / rs.len() as f64,
+            })).collect::<Vec<_>>(),
+        },
+        "abruptness": {"rise_fractions": fractions.iter().map(|f| num(*f)).collect::<Vec<_>>(), "median": num(med_frac),
+                       "definition": format!("(t_ICL - last evaluation with ICL acc <= {}) / t_ICL", p.rise_start_acc)},
+        "transience": {
+            "runs": trans.len(), "peaked": n_peaked, "lost": n_lost,
+            "wd_attn": trans.iter().map(|r| r.summary.wd_attn).collect::<Vec<_>>(),
+            "t_lost": tr.iter().map(|t| t.2.map(num)).collect::<Vec<_>>(),
+            "final_icl_acc": trans.iter().map(|r| num(r.summary.final_icl_acc)).collect::<Vec<_>>(),
+            "peak_icl_acc": trans.iter().map(|r| num(r.summary.peak_icl_acc)).collect::<Vec<_>>(),
+        },
+        "thresholds": {"max_low_plateau": p.max_low_plateau, "min_high_plateau": p.min_high_plateau, "max_width_decades": p.max_width_decades,
+                       "max_rise_fraction": p.max_rise_fraction, "peak_acc": p.peak_acc, "lost_acc": p.lost_acc},
+    });
+    let claim = Claim {
+        claim: "C3".into(),
+        figure: "Fig 3".into(),
+        statement: "The minimal model shows the sharp IWL-to-ICL transition in K, abrupt ICL acquisition, and transience with L2 on (w, beta)".into(),
+        paper_value: "qualitative".into(),
+        value: kf.kstar,
+        low: s.kstar_low[0],
+        high: s.kstar_high[0],
+        unit: "K* of the minimal model (items)".into(),
+        profile: p.profile.clone(),
+        verdict,
+        n_runs: (runs.len() + trans.len()) as i64,
+        details,
+    };
+    Ok(Output {
+        claim,
+        figure: figure(&runs, &by_k, &kf, &trans, p),
+    })
+}
+
+fn figure(
+    runs: &[Run],
+    by_k: &BTreeMap<u64, Vec<&Run>>,
+    kf: &kstar::KstarFit,
+    trans: &[Run],
+    p: &C3Params,
+) -> Figure {
+    let mut p_k = Panel::new(
+        "final accuracy vs K (Fig 3a)",
+        Axis::log10("K"),
+        Axis::linear("final accuracy").range(0.0, 1.05),
+    )
+    .legend(Legend::MiddleLeft);
+    let icl: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|r| r.summary.k.map(|k| (k, r.summary.final_icl_acc)))
+        .collect();
+    let iwl: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|r| r.summary.k.map(|k| (k, r.summary.final_iwl_acc)))
+        .filter(|p| p.1.is_finite())
+        .collect();
+    p_k.push(Layer::points(icl).color(color(3)).size(3).label("ICL"));
+    if !iwl.is_empty() {
+        p_k.push(Layer::points(iwl).color(color(0)).size(3).label("IWL"));
+    }
+    if let Some(f) = kf.fit {
+        let (lo, hi) = (kf.k_min.log10(), kf.k_max.log10());
+        p_k.push(
+            Layer::line(
+                (0..=60)
+                    .map(|j| lo + (hi - lo) * j as f64 / 60.0)
+                    .map(|x| (10f64.powf(x), f.at(x)))
+                    .collect(),
+            )
+            .color(color(3))
+            .size(1)
+            .label(format!("sigmoid, K* = {:.0}", kf.kstar)),
+        );
+    }
+    // ICL accuracy over training for a few runs per K (up to 5 K values).
+    let ks: Vec<u64> = by_k.keys().copied().collect();
+    let chosen = super::common::thin(ks.len(), 5);
+    let mut p_a = Panel::new(
+        "ICL accuracy over training (Fig 3b)",
+        Axis::linear("iteration"),
+        Axis::linear("ICL accuracy").range(0.4, 1.02),
+    )
+    .legend(Legend::LowerRight);
+    let mut p_b = Panel::new(
+        "beta over training",
+        Axis::linear("iteration"),
+        Axis::linear("beta"),
+    )
+    .legend(Legend::UpperLeft);
+    for (ci, &idx) in chosen.iter().enumerate() {
+        for (j, r) in by_k[&ks[idx]].iter().take(2).enumerate() {
+            let Some(c) = &r.curve else { continue };
+            let mut l = Layer::line(
+                c.iteration
+                    .iter()
+                    .zip(&c.icl_acc)
+                    .filter(|(_, a)| a.is_finite())
+                    .map(|(i, a)| (*i, *a))
+                    .collect(),
+            )
+            .color(color(ci))
+            .size(1);
+            let mut lb = Layer::line(
+                c.iteration
+                    .iter()
+                    .zip(&c.beta_eff)
+                    .filter(|(_, a)| a.is_finite())
+                    .map(|(i, a)| (*i, *a))
+                    .collect(),
+            )
+            .color(color(ci))
+            .size(1);
+            if j == 0 {
+                l = l.label(format!("K={}", k_label(r.summary.k)));
+                lb = lb.label(format!("K={}", k_label(r.summary.k)));
+            }
+            p_a.push(l);
+            p_b.push(lb);
+        }
+    }
+    let mut fig = Figure::new("C3: minimal model")
+        .columns(2)
+        .panel(p_k)
+        .panel(p_a)
+        .panel(p_b);
+    if !trans.is_empty() {
+        let mut p_t = Panel::new(
+            "transience with L2 on (w, beta) (Fig 3c)",
+            Axis::linear("iteration"),
+            Axis::linear("accuracy / w (scaled)"),
+        )
+        .legend(Legend::LowerRight);
+        for (i, r) in trans.iter().take(3).enumerate() {
+            let Some(c) = &r.curve else { continue };
+            let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+                c.iteration
+                    .iter()
+                    .zip(v)
+                    .filter(|(_, a)| a.is_finite())
+                    .map(|(i, a)| (*i, *a))
+                    .collect()
+            };
+            let lab = |l: Layer, s: &str| if i == 0 { l.label(s) } else { l };
+            p_t.push(lab(
+                Layer::line(pts(&c.icl_acc)).color(color(3)).size(2),
+                "ICL acc",
+            ));
+            p_t.push(lab(
+                Layer::line(pts(&c.iwl_acc)).color(color(0)).size(2),
+                "IWL acc",
+            ));
+            let wmax = c
+                .w_eff
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0f64, |a, b| a.max(b.abs()));
+            if wmax > 0.0 {
+                let w: Vec<f64> = c.w_eff.iter().map(|v| v / wmax).collect();
+                p_t.push(lab(
+                    Layer::line(pts(&w)).color(color(2)).dashed().size(1),
+                    "w / max w",
+                ));
+            }
+        }
+        p_t.push(Layer::hline(p.lost_acc).color(icl_plot::GREY).dashed());
+        fig = fig.panel(p_t);
+    }
+    fig
+}

@@ -1,0 +1,315 @@
+//! REPORT.md and claims.parquet from the claim records of every claim stage.
+//!
+//! Command `report`: input `claims` (the gathered one-row claim tables of all claim stages) ->
+//! outputs `report` (`report.md`: a summary table with one row per claim and a section per claim
+//! with its figure and the numbers behind the verdict) and `claims` (`claims.parquet`: all rows,
+//! sorted by claim id C1 < C2 < ... < C10). The figures themselves are drawn by the claim stages;
+//! the pipeline publishes them as `figures/<claim id lowercase>.png|svg` beside the report, and
+//! the report links them there. Output bytes depend only on the claim rows and the params.
+
+use anyhow::{ensure, Context, Result};
+use icl_eval::claim::{self, Claim, Verdict};
+use icl_store::task::{check_params, ParamError, Stage, TaskSpec};
+use serde::Deserialize;
+use std::fmt::Write as _;
+
+pub const PAPER: &str = "Alex Nguyen and Gautam Reddy, \"Differential learning kinetics govern the transition from memorization to generalization during in-context learning\", ICLR 2025 (arXiv 2412.00104)";
+
+/// Parameters of `report`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// Profile name shown in the header; default: the profiles found in the claim rows.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Markdown inserted after the header (e.g. what the profile scaled and why).
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Folder, relative to the report, where the pipeline publishes the claim figures.
+    #[serde(default = "d_figures")]
+    pub figures_dir: String,
+}
+
+fn d_figures() -> String {
+    "figures".into()
+}
+
+impl ReportParams {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        let d = self.figures_dir.trim();
+        if d.is_empty() || d.starts_with('/') || d.split('/').any(|c| c == "..") {
+            e.push(ParamError::new(
+                "figures_dir",
+                format!("must be a relative folder inside the results folder (got `{}`)", self.figures_dir),
+            ));
+        }
+        if let Some(p) = &self.profile {
+            if p.trim().is_empty() {
+                e.push(ParamError::new("profile", "must be a non-empty profile name when given"));
+            }
+        }
+        e
+    }
+}
+
+/// Parse and validate the params.
+pub fn params(value: &serde_json::Value) -> Result<ReportParams, Vec<ParamError>> {
+    let p: ReportParams = check_params(value)?;
+    let e = p.validate();
+    if e.is_empty() {
+        Ok(p)
+    } else {
+        Err(e)
+    }
+}
+
+/// Stack claim tables and sort rows by claim id. A claim id that appears twice is an error:
+/// its figure path would be ambiguous.
+pub fn gather(tables: Vec<Vec<Claim>>) -> Result<Vec<Claim>> {
+    let mut all: Vec<Claim> = tables.into_iter().flatten().collect();
+    all.sort_by(|a, b| claim::id_key(&a.claim).cmp(&claim::id_key(&b.claim)));
+    for w in all.windows(2) {
+        ensure!(
+            w[0].claim != w[1].claim,
+            "claim {} appears in more than one claim table (figures/{}.png would be ambiguous)",
+            w[0].claim,
+            w[0].claim.to_lowercase()
+        );
+    }
+    Ok(all)
+}
+
+/// A number for humans: 3 significant digits, scientific outside [1e-3, 1e5).
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        return "n/a".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-3..5).contains(&mag) {
+        let s = format!("{v:.2e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
+        return format!("{m}e{e}");
+    }
+    let decimals = (2 - mag).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// Ours: "value [low, high]" (interval omitted when undefined).
+pub fn fmt_ours(c: &Claim) -> String {
+    if c.low.is_finite() || c.high.is_finite() {
+        format!("{} [{}, {}]", fmt_num(c.value), fmt_num(c.low), fmt_num(c.high))
+    } else {
+        fmt_num(c.value)
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn verdict_md(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Reproduced => "**reproduced**",
+        Verdict::Partly => "*partly*",
+        Verdict::Not => "not reproduced",
+        Verdict::Inconclusive => "inconclusive",
+    }
+}
+
+fn figure_path(dir: &str, c: &Claim, ext: &str) -> String {
+    format!("{}/{}.{ext}", dir.trim_end_matches('/'), c.claim.to_lowercase())
+}
+
+/// The checks table of a claim's details, when the details follow the
+/// `{"checks": [{"name", "pass", "value", "rule"}]}` convention of the claim crates.
+fn checks_table(details: &serde_json::Value) -> Option<String> {
+    let checks = details.get("checks")?.as_array()?;
+    let mut s = String::from("| check | passes | value | rule |\n|---|---|---|---|\n");
+    for c in checks {
+        let name = c.get("name").and_then(|v| v.as_str()).unwrap_or("?");
+        let pass = match c.get("pass").and_then(|v| v.as_bool()) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "?",
+        };
+        let value = match c.get("value") {
+            Some(serde_json::Value::Number(n)) => n.as_f64().map(fmt_num).unwrap_or_default(),
+            Some(serde_json::Value::Null) | None => "n/a".into(),
+            Some(other) => other.to_string(),
+        };
+        let rule = c.get("rule").and_then(|v| v.as_str()).unwrap_or("");
+        let _ = writeln!(s, "| {} | {} | {} | {} |", cell(name), pass, cell(&value), cell(rule));
+    }
+    Some(s)
+}
+
+/// REPORT.md text.
+pub fn render(claims: &[Claim], p: &ReportParams) -> String {
+    let mut md = String::new();
+    let profile = p.profile.clone().unwrap_or_else(|| {
+        let mut ps: Vec<&str> = claims.iter().map(|c| c.profile.as_str()).collect();
+        ps.sort();
+        ps.dedup();
+        if ps.is_empty() { "unknown".into() } else { ps.join(", ") }
+    });
+    let count = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count();
+    let _ = writeln!(md, "# Reproduction report\n");
+    let _ = writeln!(md, "{PAPER}.\n");
+    let _ = writeln!(
+        md,
+        "Profile: `{profile}`. Claims: {}; reproduced {}, partly {}, not reproduced {}, inconclusive {}.\n",
+        claims.len(),
+        count(Verdict::Reproduced),
+        count(Verdict::Partly),
+        count(Verdict::Not),
+        count(Verdict::Inconclusive)
+    );
+    let _ = writeln!(
+        md,
+        "Every number below is computed from the pipeline's artifacts; every verdict comes from rules written in the claim's code \
+         (listed under each claim). Intervals are 95% (bootstrap over seeds, or Wilson for proportions) unless the claim says otherwise.\n"
+    );
+    if let Some(n) = &p.notes {
+        let n = n.trim();
+        if !n.is_empty() {
+            let _ = writeln!(md, "## Notes\n\n{n}\n");
+        }
+    }
+    let _ = writeln!(md, "## Summary\n");
+    let _ = writeln!(md, "| Claim | Paper figure | Paper's statement | Paper's value | Ours [95% interval] | Unit | Runs | Profile | Verdict | Figure |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    for c in claims {
+        let png = figure_path(&p.figures_dir, c, "png");
+        let _ = writeln!(
+            md,
+            "| [{id}](#{anchor}) | {fig} | {st} | {pv} | {ours} | {unit} | {n} | {prof} | {v} | <a href=\"{png}\"><img src=\"{png}\" alt=\"{id}\" width=\"240\"></a> |",
+            id = cell(&c.claim),
+            anchor = c.claim.to_lowercase(),
+            fig = cell(&c.figure),
+            st = cell(&c.statement),
+            pv = cell(&c.paper_value),
+            ours = cell(&fmt_ours(c)),
+            unit = cell(&c.unit),
+            n = c.n_runs,
+            prof = cell(&c.profile),
+            v = verdict_md(c.verdict),
+        );
+    }
+    md.push('\n');
+    for c in claims {
+        let _ = writeln!(md, "<a id=\"{}\"></a>\n", c.claim.to_lowercase());
+        let _ = writeln!(md, "## {}: {} ({})\n", c.claim, verdict_md(c.verdict), c.figure);
+        let _ = writeln!(md, "**Paper.** {} Paper's value: {}.\n", c.statement.trim(), c.paper_value.trim().trim_end_matches('.'));
+        let _ = writeln!(
+            md,
+            "**Ours.** {} {} from {} runs (profile `{}`).\n",
+            fmt_ours(c),
+            c.unit,
+            c.n_runs,
+            c.profile
+        );
+        let png = figure_path(&p.figures_dir, c, "png");
+        let svg = figure_path(&p.figures_dir, c, "svg");
+        let _ = writeln!(md, "![{} figure]({png})\n\nVector version: [{svg}]({svg})\n", c.claim);
+        let parsed: Option<serde_json::Value> = serde_json::from_str(&c.details).ok();
+        if let Some(d) = &parsed {
+            if let Some(t) = checks_table(d) {
+                let _ = writeln!(md, "Verdict rules:\n\n{t}");
+            }
+            if let Some(rule) = d.get("verdict_rule").and_then(|v| v.as_str()) {
+                let _ = writeln!(md, "Verdict: {rule}.\n");
+            }
+        }
+        let body = match &parsed {
+            Some(d) => serde_json::to_string_pretty(d).unwrap_or_else(|_| c.details.clone()),
+            None => c.details.clone(),
+        };
+        if !body.trim().is_empty() {
+            let _ = writeln!(
+                md,
+                "<details><summary>All numbers behind the verdict (JSON)</summary>\n\n```json\n{}\n```\n\n</details>\n",
+                body.trim()
+            );
+        }
+    }
+    md
+}
+
+/// The `icl-report` stage.
+pub struct ReportStage;
+
+pub const OUTPUTS: [&str; 2] = ["report", "claims"];
+
+impl Stage for ReportStage {
+    fn check(&self, command: &str, p: &serde_json::Value) -> Vec<ParamError> {
+        match command {
+            "report" => params(p).err().unwrap_or_default(),
+            other => vec![ParamError::new("command", format!("unknown command `{other}`; allowed: report"))],
+        }
+    }
+
+    fn run(&self, task: &TaskSpec) -> Result<()> {
+        ensure!(task.command == "report", "stage {}: unknown command `{}`; allowed: report", task.stage, task.command);
+        let p = params(&task.params).map_err(|e| {
+            let m: Vec<String> = e.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, m.join("; "))
+        })?;
+        for o in &task.outputs {
+            ensure!(
+                OUTPUTS.contains(&o.as_str()),
+                "stage {}: output `{o}` is not produced by icl-report (allowed: {})",
+                task.stage,
+                OUTPUTS.join(", ")
+            );
+        }
+        let refs = task.inputs_all("claims");
+        ensure!(!refs.is_empty(), "stage {}: input `claims` is missing or empty", task.stage);
+        let tables = refs
+            .iter()
+            .map(|r| claim::read(&r.path))
+            .collect::<Result<Vec<_>>>()?;
+        let claims = gather(tables)?;
+        if task.outputs.iter().any(|o| o == "claims") {
+            claim::write(&task.output_path("claims", "parquet"), &claims)?;
+        }
+        if task.outputs.iter().any(|o| o == "report") {
+            let path = task.output_path("report", "md");
+            std::fs::write(&path, render(&claims, &p)).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(9812.34), "9812");
+        assert_eq!(fmt_num(0.4567), "0.457");
+        assert_eq!(fmt_num(12.3456), "12.3");
+        assert_eq!(fmt_num(123456.0), "1.23e5");
+        assert_eq!(fmt_num(100000.0), "1e5");
+        assert_eq!(fmt_num(0.00012), "1.2e-4");
+        assert_eq!(fmt_num(f64::NAN), "n/a");
+        assert_eq!(fmt_num(-2.5), "-2.50");
+    }
+
+    #[test]
+    fn params_are_checked() {
+        assert!(params(&serde_json::json!({})).is_ok());
+        let e = params(&serde_json::json!({"figures_dir": "../x"})).unwrap_err();
+        assert_eq!(e[0].key, "figures_dir");
+        let e = params(&serde_json::json!({"note": "typo"})).unwrap_err();
+        assert_eq!(e[0].key, "note");
+    }
+}

@@ -1,0 +1,344 @@
+//! The one-layer transformer, query position only, forward and hand-derived backward.
+//!
+//! With t_j the tokens ([item, one-hot label], the query's label part zero), the model is
+//!
+//! ```text
+//! xhat_j = (t_j - mean t_j) / sqrt(var t_j + 1e-5)      u_j = gamma . xhat_j + beta   (all j)
+//! q = W_Q u_N     r = W_K^T q     s_j = u_j . r  (scale 1)     a = softmax(s) over j = 1..N
+//! z = sum_j a_j u_j     h0 = u_N + W_V z     logit = MLP(h0)
+//! ```
+//!
+//! which is the authors' full causal attention evaluated at the last position (the only one the
+//! loss reads). Per sequence this costs O(N E + E^2) instead of O(N^2 E + N E^2).
+//!
+//! Backward, per sequence (with dz = W_V^T dh0, dz' = gamma . dz):
+//!
+//! ```text
+//! da_j = u_j . dz = xhat_j . dz' + beta . dz        ds_j = a_j (da_j - sum_k a_k da_k)
+//! ghat = sum_j ds_j xhat_j     S = sum_j ds_j       dr = sum_j ds_j u_j = gamma . ghat + beta S
+//! dW_V = dh0 z^T   dq = W_K dr   dW_K = q dr^T   dW_Q = dq u_N^T   dres = dh0 + W_Q^T dq
+//! du_j = a_j dz + ds_j r + [j = N] dres
+//! dgamma = sum_j du_j . xhat_j = dz . zhat + r . ghat + dres . xhat_N    (zhat = sum_j a_j xhat_j)
+//! dbeta  = sum_j du_j = dz sum_j a_j + r S + dres
+//! ```
+//!
+//! The E x E products are batched over the sequences as `gemm` calls.
+
+use icl_datagen::Batch;
+
+use super::isa::{dispatch, isa_methods, Isa};
+use super::linalg::{axpy, matmul, rm, tr};
+use super::simd::{Kernels, Scalar};
+use super::mlp::{logistic, MlpGrad, MlpRef, MlpWs};
+use crate::model::Params;
+
+pub const LN_EPS: f32 = 1e-5;
+
+/// Workspace of the one-layer transformer for batches of up to `b_max` sequences of up to
+/// `n_max` tokens. Allocated once; nothing is allocated per step. Normalized tokens are stored
+/// with a row stride `ep` (E rounded up to 16, zero padding) so the per-token loops are whole
+/// vectors.
+pub struct Transformer {
+    isa: Isa,
+    d: usize,
+    e: usize,
+    ep: usize,
+    b_max: usize,
+    n_max: usize,
+    /// xhat of every token, `[b][j][ep]`.
+    xh: Vec<f32>,
+    un: Vec<f32>,
+    q: Vec<f32>,
+    r: Vec<f32>,
+    s: Vec<f32>,
+    a: Vec<f32>,
+    asum: Vec<f32>,
+    zhat: Vec<f32>,
+    z: Vec<f32>,
+    h0: Vec<f32>,
+    pub mlp: MlpWs,
+    dh0: Vec<f32>,
+    dz: Vec<f32>,
+    dr: Vec<f32>,
+    dq: Vec<f32>,
+    dres: Vec<f32>,
+    /// 1 on the first E entries of a padded row, 0 on the padding.
+    mask: Vec<f32>,
+    /// Two padded E-vectors of per-sequence scratch.
+    v1: Vec<f32>,
+    v2: Vec<f32>,
+    da: Vec<f32>,
+    last: (usize, usize),
+}
+
+impl Transformer {
+    pub fn new(d: usize, width: usize, b_max: usize, n_max: usize) -> Self {
+        let e = d + 2;
+        let ep = e.div_ceil(16) * 16;
+        let be = b_max * e;
+        Transformer {
+            isa: Isa::detect(),
+            d,
+            e,
+            ep,
+            b_max,
+            n_max,
+            xh: vec![0.0; b_max * n_max * ep],
+            un: vec![0.0; be],
+            q: vec![0.0; be],
+            r: vec![0.0; be],
+            s: vec![0.0; b_max * n_max],
+            a: vec![0.0; b_max * n_max],
+            asum: vec![0.0; b_max],
+            zhat: vec![0.0; be],
+            z: vec![0.0; be],
+            h0: vec![0.0; be],
+            mlp: MlpWs::new(e, width, b_max),
+            dh0: vec![0.0; be],
+            dz: vec![0.0; be],
+            dr: vec![0.0; be],
+            dq: vec![0.0; be],
+            dres: vec![0.0; be],
+            mask: (0..ep).map(|i| if i < e { 1.0 } else { 0.0 }).collect(),
+            v1: vec![0.0; ep],
+            v2: vec![0.0; ep],
+            da: vec![0.0; n_max],
+            last: (0, 0),
+        }
+    }
+
+    /// Logits of the first `rows` sequences of `batch` (also kept for the backward pass).
+    pub fn forward(&mut self, p: &Params, batch: &Batch, rows: usize) -> &[f32] {
+        assert!(rows <= self.b_max && rows <= batch.b && batch.n <= self.n_max && batch.n >= 1 && batch.d == self.d);
+        dispatch!(self.isa, self.forward_body / forward_v4 / forward_v3 (p, batch, rows));
+        &self.mlp.out[..rows]
+    }
+
+    isa_methods!(forward_body, forward_v4, forward_v3, (p: &Params, batch: &Batch, rows: usize));
+
+    #[inline(always)]
+    fn forward_body<K: Kernels>(&mut self, p: &Params, batch: &Batch, rows: usize) {
+        let (e, ep, n) = (self.e, self.ep, batch.n);
+        let (gamma, beta, qkv) = (&p.data[0], &p.data[1], &p.data[2]);
+        let (wq, wk, wv) = (&qkv[..e * e], &qkv[e * e..2 * e * e], &qkv[2 * e * e..]);
+
+        // u_N per sequence (LayerNorm of the query token), then q and r for all sequences.
+        for b in 0..rows {
+            let t = &mut self.v1[..ep];
+            token(t, batch, b, n - 1);
+            layer_norm_padded::<K>(t, &self.mask, e);
+            for (((u, x), g), bb) in self.un[b * e..(b + 1) * e].iter_mut().zip(t.iter()).zip(gamma).zip(beta) {
+                *u = g * x + bb;
+            }
+        }
+        matmul(rows, e, e, &mut self.q, false, rm(&self.un, e), tr(wq, e));
+        matmul(rows, e, e, &mut self.r, false, rm(&self.q, e), rm(wk, e));
+
+        // Per sequence, with its tokens hot in cache: LayerNorm, scores, softmax, attended token.
+        for b in 0..rows {
+            let r = &self.r[b * e..(b + 1) * e];
+            let rg = &mut self.v1[..ep];
+            for ((o, g), x) in rg.iter_mut().zip(gamma).zip(r) {
+                *o = g * x;
+            }
+            rg[e..].fill(0.0);
+            let c0 = K::dot(beta, r);
+            let xs = &mut self.xh[b * n * ep..(b + 1) * n * ep];
+            let s = &mut self.s[b * n..(b + 1) * n];
+            for (j, sj) in s.iter_mut().enumerate() {
+                let row = &mut xs[j * ep..(j + 1) * ep];
+                token(row, batch, b, j);
+                layer_norm_padded::<K>(row, &self.mask, e);
+                *sj = K::dot(row, rg) + c0;
+            }
+            let a = &mut self.a[b * n..(b + 1) * n];
+            let asum = softmax(s, a);
+            self.asum[b] = asum;
+            let zh = &mut self.v2[..ep];
+            zh.fill(0.0);
+            for (j, aj) in a.iter().enumerate() {
+                axpy(*aj, &xs[j * ep..(j + 1) * ep], zh);
+            }
+            self.zhat[b * e..(b + 1) * e].copy_from_slice(&zh[..e]);
+            for (((z, zh), g), bb) in self.z[b * e..(b + 1) * e].iter_mut().zip(zh.iter()).zip(gamma).zip(beta) {
+                *z = g * zh + bb * asum;
+            }
+        }
+        self.h0[..rows * e].copy_from_slice(&self.un[..rows * e]);
+        matmul(rows, e, e, &mut self.h0, true, rm(&self.z, e), tr(wv, e));
+
+        self.mlp.forward::<K>(&MlpRef::from_slice(&p.data[3..9]), &self.h0, rows);
+        self.last = (rows, n);
+    }
+
+    /// The query's attention scores s_j (j = 1..N) of the last forward, `rows x N`.
+    pub fn scores(&self) -> &[f32] {
+        let (rows, n) = self.last;
+        &self.s[..rows * n]
+    }
+
+    /// Logits of the last forward's sequences with the attention output removed (MLP(u_N)).
+    /// Overwrites the MLP activations, so call it after everything else.
+    pub fn logits_without_attention(&mut self, p: &Params) -> &[f32] {
+        let rows = self.last.0;
+        self.mlp.forward::<Scalar>(&MlpRef::from_slice(&p.data[3..9]), &self.un, rows);
+        &self.mlp.out[..rows]
+    }
+
+    /// One training step's gradients (overwritten into `g`) on the whole batch: mean loss and
+    /// number of correct rows.
+    pub fn loss_and_grad(&mut self, p: &Params, batch: &Batch, g: &mut Params) -> (f64, usize) {
+        let rows = batch.b;
+        self.forward(p, batch, rows);
+        let (loss, correct) =
+            logistic(&self.mlp.out, |r| batch.target(r), rows, Some(&mut self.mlp.dout[..rows]));
+        dispatch!(self.isa, self.backward_body / backward_v4 / backward_v3 (p, batch, g));
+        (loss, correct)
+    }
+
+    isa_methods!(backward_body, backward_v4, backward_v3, (p: &Params, batch: &Batch, g: &mut Params));
+
+    #[inline(always)]
+    fn backward_body<K: Kernels>(&mut self, p: &Params, batch: &Batch, g: &mut Params) {
+        let rows = batch.b;
+        let (e, ep, n) = (self.e, self.ep, batch.n);
+        let (gamma, beta, qkv) = (&p.data[0], &p.data[1], &p.data[2]);
+        let (wq, wk, wv) = (&qkv[..e * e], &qkv[e * e..2 * e * e], &qkv[2 * e * e..]);
+        let [dgamma, dbeta, dqkv, rest @ ..] = g.data.as_mut_slice() else { unreachable!() };
+        self.mlp.backward::<K>(
+            &MlpRef::from_slice(&p.data[3..9]),
+            &mut MlpGrad::from_slice(rest),
+            &self.h0,
+            rows,
+            Some(&mut self.dh0[..rows * e]),
+        );
+        let (dwq, dkv) = dqkv.split_at_mut(e * e);
+        let (dwk, dwv) = dkv.split_at_mut(e * e);
+
+        // Through W_V.
+        matmul(rows, e, e, &mut self.dz, false, rm(&self.dh0, e), rm(wv, e));
+        matmul(e, e, rows, dwv, false, tr(&self.dh0, e), rm(&self.z, e));
+
+        // Through the softmax, per sequence.
+        dgamma.fill(0.0);
+        dbeta.fill(0.0);
+        self.v1[e..].fill(0.0);
+        for b in 0..rows {
+            let dz = &self.dz[b * e..(b + 1) * e];
+            let dzp = &mut self.v1[..ep];
+            for ((o, g), x) in dzp.iter_mut().zip(gamma).zip(dz) {
+                *o = g * x;
+            }
+            let c = K::dot(beta, dz);
+            let a = &self.a[b * n..(b + 1) * n];
+            let xs = &self.xh[b * n * ep..(b + 1) * n * ep];
+            let da = &mut self.da[..n];
+            let mut abar = 0f32;
+            for (j, (daj, aj)) in da.iter_mut().zip(a).enumerate() {
+                *daj = K::dot(&xs[j * ep..(j + 1) * ep], dzp) + c;
+                abar += aj * *daj;
+            }
+            let ghat = &mut self.v2[..ep];
+            ghat.fill(0.0);
+            let mut ssum = 0f32;
+            for (j, (daj, aj)) in da.iter().zip(a).enumerate() {
+                let ds = aj * (daj - abar);
+                ssum += ds;
+                axpy(ds, &xs[j * ep..(j + 1) * ep], ghat);
+            }
+            let r = &self.r[b * e..(b + 1) * e];
+            let zh = &self.zhat[b * e..(b + 1) * e];
+            let asum = self.asum[b];
+            let dr = &mut self.dr[b * e..(b + 1) * e];
+            for i in 0..e {
+                dr[i] = gamma[i] * ghat[i] + beta[i] * ssum;
+                dgamma[i] += dz[i] * zh[i] + r[i] * ghat[i];
+                dbeta[i] += dz[i] * asum + r[i] * ssum;
+            }
+        }
+
+        // Through r = W_K^T W_Q u_N, then the residual path into u_N.
+        matmul(rows, e, e, &mut self.dq, false, rm(&self.dr, e), tr(wk, e));
+        matmul(e, e, rows, dwk, false, tr(&self.q, e), rm(&self.dr, e));
+        matmul(e, e, rows, dwq, false, tr(&self.dq, e), rm(&self.un, e));
+        self.dres[..rows * e].copy_from_slice(&self.dh0[..rows * e]);
+        matmul(rows, e, e, &mut self.dres, true, rm(&self.dq, e), rm(wq, e));
+        for b in 0..rows {
+            let xq = &self.xh[(b * n + n - 1) * ep..(b * n + n - 1) * ep + e];
+            let dres = &self.dres[b * e..(b + 1) * e];
+            for i in 0..e {
+                dgamma[i] += dres[i] * xq[i];
+                dbeta[i] += dres[i];
+            }
+        }
+    }
+}
+
+/// Token j of sequence b into `t`: the item, then the one-hot label (zero for the query, the last
+/// token), then zero padding.
+#[inline(always)]
+fn token(t: &mut [f32], batch: &Batch, b: usize, j: usize) {
+    let (n, d) = (batch.n, batch.d);
+    t[..d].copy_from_slice(&batch.x[(b * n + j) * d..(b * n + j + 1) * d]);
+    let (lo, hi) = if j + 1 < n { one_hot(batch.labels[b * n + j]) } else { (0.0, 0.0) };
+    t[d] = lo;
+    t[d + 1] = hi;
+    t[d + 2..].fill(0.0);
+}
+
+/// The reference's label encoding: label y in {0, 1} one-hot, with l = 2y - 1; so l = -1 is
+/// (1, 0) and l = +1 is (0, 1).
+#[inline(always)]
+pub fn one_hot(l: f32) -> (f32, f32) {
+    if l > 0.0 {
+        (0.0, 1.0)
+    } else {
+        (1.0, 0.0)
+    }
+}
+
+/// LayerNorm without affine of the first `e` entries of a zero-padded row (length a multiple of
+/// 16): `t <- (t - mean) / sqrt(var + eps)` with the biased variance, as PyTorch. `mask` is 1 on
+/// the first `e` entries and 0 on the padding, which stays 0. Whole 16-lane vectors, fixed order.
+#[inline(always)]
+pub fn layer_norm_padded<K: Kernels>(t: &mut [f32], mask: &[f32], e: usize) {
+    let inv_e = 1.0 / e as f32;
+    let mean = K::sum(t) * inv_e;
+    let rstd = 1.0 / (K::sq_dev(t, mask, mean) * inv_e + LN_EPS).sqrt();
+    for (v, m) in t.iter_mut().zip(mask) {
+        *v = (*v - mean) * rstd * m;
+    }
+}
+
+/// `a = softmax(s)`; returns `sum a` (1 up to rounding; kept for exactness of z = sum a_j u_j).
+#[inline(always)]
+pub fn softmax(s: &[f32], a: &mut [f32]) -> f32 {
+    let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut tot = 0f32;
+    for (a, s) in a.iter_mut().zip(s) {
+        *a = (s - m).exp();
+        tot += *a;
+    }
+    let inv = 1.0 / tot;
+    let mut asum = 0f32;
+    for a in a.iter_mut() {
+        *a *= inv;
+        asum += *a;
+    }
+    asum
+}
+
+/// `s <- softmax(s)`.
+#[inline(always)]
+pub fn softmax_in_place(s: &mut [f32]) {
+    let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut tot = 0f32;
+    for v in s.iter_mut() {
+        *v = (*v - m).exp();
+        tot += *v;
+    }
+    let inv = 1.0 / tot;
+    for v in s.iter_mut() {
+        *v *= inv;
+    }
+}
