@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub const STATEMENT: &str = "Above K*, ICL is acquired abruptly after a long plateau at chance.";
-pub const PAPER_VALUE: &str = "K = 20000, N = 100: ICL accuracy sits at chance for a long plateau, then rises to ~1 within a short fraction of the plateau (sigmoidal jump)";
+pub const PAPER_VALUE: &str = "K = 20000, N = 100: ICL accuracy stays at chance through a long plateau, then jumps abruptly to ~1 (qualitative; the paper gives no ratio)";
 
 /// One run's learning curve, reduced to what C2 needs.
 #[derive(Debug, Clone)]
@@ -125,7 +125,7 @@ pub fn analyze(curves: Vec<Curve>, p: &C2Params) -> Result<C2Analysis> {
     let median_ratio = median(&ratios);
     let (mut lo, mut hi) = (f64::NAN, f64::NAN);
     if ratios.len() >= 2 {
-        let draws = bootstrap(&[ratios.clone()], p.n_boot, p.bootstrap_seed, |g| Some(median(&g[0])));
+        let draws = bootstrap(std::slice::from_ref(&ratios), p.n_boot, p.bootstrap_seed, |g| Some(median(&g[0])));
         (lo, hi) = percentile_interval(&draws, 0.95);
     }
     let checks = vec![
@@ -217,8 +217,8 @@ impl C2Analysis {
 
         let mut ratio = Panel::new(
             "plateau / rise per run",
-            Axis::linear("run"),
-            Axis::log10("plateau / rise (iterations)"),
+            Axis::linear("run").integer(),
+            Axis::log10("plateau / rise (ratio of iterations)"),
         )
         .legend(Legend::UpperRight);
         ratio.push(Layer::hline(p.min_ratio).color(color(3)).dashed().label(format!("abrupt: ratio >= {}", p.min_ratio)));

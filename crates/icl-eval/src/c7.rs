@@ -11,11 +11,11 @@ use crate::claim::{Claim, Verdict};
 use crate::frame::{bools, column_names, f64s, opt_f64s};
 use crate::params::C7Params;
 use crate::stats::{
-    bootstrap, chi2_sf, finite, linear_fit, median, percentile_interval, quantile, skewness,
-    weighted_line_chi2, LinFit,
+    bootstrap, chi2_sf, finite, linear_fit, median, percentile_interval, quantile,
+    quantile_interval_censored, skewness, weighted_line_chi2, LinFit,
 };
 use anyhow::{bail, ensure, Result};
-use icl_plot::{color, Axis, BoxStat, Figure, Layer, Legend, Marker, Panel, Scale, Violin, DARK, GREY};
+use icl_plot::{color, Axis, BoxStat, Figure, Layer, Legend, Marker, Panel, Scale, Violin, DARK};
 use polars::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -37,7 +37,8 @@ pub struct NStats {
     pub median: Option<f64>,
     pub q75: Option<f64>,
     pub q90: Option<f64>,
-    /// (q90 - q50) / (q50 - q10): 1 for a symmetric distribution, > 1 for a right tail.
+    /// (q90 - q50) / (q50 - q10) of the interval-censored times: 1 for a symmetric
+    /// distribution, > 1 for a right tail.
     pub tail_ratio: Option<f64>,
     /// Mean over median of the acquiring runs.
     pub mean_over_median: Option<f64>,
@@ -77,9 +78,13 @@ pub struct C7Analysis {
     pub total_censored: usize,
 }
 
-/// (q90 - q50) / (q50 - q10) with censoring: +inf q90 gives +inf (a tail past the budget).
-fn tail_ratio(sorted_t: &[f64]) -> f64 {
-    let (q10, q50, q90) = (quantile(sorted_t, 0.1), quantile(sorted_t, 0.5), quantile(sorted_t, 0.9));
+/// (q90 - q50) / (q50 - q10) of interval-censored t_ICL (each run's acquisition lies in the
+/// evaluation interval before its t_icl; see [`quantile_interval_censored`]), so ties on the
+/// evaluation grid do not collapse the quantiles. Right-censored runs (+inf) give +inf when they
+/// reach q90 (a tail past the budget).
+fn tail_ratio(t: &[f64], width: &[f64]) -> f64 {
+    let q = |p: f64| quantile_interval_censored(t, width, p);
+    let (q10, q50, q90) = (q(0.1), q(0.5), q(0.9));
     if !q50.is_finite() {
         return f64::NAN;
     }
@@ -114,11 +119,7 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     ensure!(df.column("t_icl").is_ok(), "summaries lack column `t_icl` (have: {})", column_names(df));
     // Per-N run counts and training budget through polars; quantiles need the censoring
     // logic below, so they are computed per run.
-    let budget_expr = if df.column("iterations").is_ok() {
-        col("iterations").cast(DataType::Float64).max()
-    } else {
-        col("t_icl").cast(DataType::Float64).max()
-    };
+    let budget_expr = crate::frame::budget_expr(df).max();
     let counts = df
         .clone()
         .lazy()
@@ -142,9 +143,18 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     } else {
         t_run.iter().map(|t| t.is_some()).collect()
     };
+    // Evaluation interval: t_icl is the first evaluation above threshold, so acquisition
+    // happened within the interval before it (0 = unknown: no smoothing).
+    let eval_run = if df.column("eval_every").is_ok() { f64s(df, "eval_every")? } else { vec![0.0; n_run.len()] };
     let mut samples = Vec::new();
+    let mut widths = Vec::new();
     let mut per_n = Vec::new();
     for (i, &nv) in ns.iter().enumerate() {
+        let width = (0..n_run.len())
+            .filter(|&r| n_run[r] == nv && eval_run[r].is_finite())
+            .map(|r| eval_run[r])
+            .fold(0.0f64, f64::max);
+        let wv = |len: usize| vec![width; len];
         let mut t: Vec<f64> = (0..n_run.len())
             .filter(|&r| n_run[r] == nv)
             .map(|r| match (acq_run[r], t_run[r]) {
@@ -167,11 +177,12 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
             median: finite(quantile(&t, 0.5)),
             q75: finite(quantile(&t, 0.75)),
             q90: finite(quantile(&t, 0.9)),
-            tail_ratio: finite(tail_ratio(&t)),
+            tail_ratio: finite(tail_ratio(&t, &wv(t.len()))),
             mean_over_median: finite(mean_acq / med_acq),
             skewness: finite(skewness(&acq)),
         });
         samples.push((nv, t));
+        widths.push(width);
     }
 
     // Linear fit of median t_ICL against N over the N values with a finite median.
@@ -189,6 +200,12 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
         .iter()
         .filter(|(nv, _)| fx.contains(nv))
         .map(|(_, t)| t.clone())
+        .collect();
+    let used_width: Vec<f64> = samples
+        .iter()
+        .zip(&widths)
+        .filter(|((nv, _), _)| fx.contains(nv))
+        .map(|(_, &w)| w)
         .collect();
     let (mut slope_low, mut slope_high) = (f64::NAN, f64::NAN);
     let mut median_se = vec![f64::NAN; fx.len()];
@@ -217,7 +234,13 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
             .filter(|v| v.is_finite() && *v > 0.0)
             .collect();
         let unit = if unit.is_empty() { f64::NAN } else { unit.iter().sum::<f64>() / unit.len() as f64 };
-        median_se = used.iter().zip(&fy).map(|(t, &m)| m * unit / (t.len() as f64).sqrt()).collect();
+        // Plus the rounding of t_ICL to the evaluation grid (uniform: variance width^2 / 12).
+        median_se = used
+            .iter()
+            .zip(&fy)
+            .zip(&used_width)
+            .map(|((t, &m), &w)| ((m * unit).powi(2) / t.len() as f64 + w * w / 12.0).sqrt())
+            .collect();
         // The test fits its own weighted line (errors grow with the median), so that chi2
         // follows chi2(k - 2) under a linear law; the reported slope and R^2 stay the plain
         // least-squares ones of the paper's analysis.
@@ -231,15 +254,17 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
 
     // Tail pooled over N: t_ICL divided by its N's median (the scale grows with N).
     let mut pooled: Vec<f64> = Vec::new();
-    for (s, (_, t)) in per_n.iter().zip(&samples) {
+    let mut pooled_w: Vec<f64> = Vec::new();
+    for ((s, (_, t)), w) in per_n.iter().zip(&samples).zip(&widths) {
         if let Some(m) = s.median {
             if m > 0.0 {
                 pooled.extend(t.iter().map(|v| v / m));
+                pooled_w.extend(std::iter::repeat_n(w / m, t.len()));
             }
         }
     }
+    let pooled_tail_ratio = tail_ratio(&pooled, &pooled_w);
     pooled.sort_by(f64::total_cmp);
-    let pooled_tail_ratio = tail_ratio(&pooled);
     let pooled_acq: Vec<f64> = pooled.iter().copied().filter(|v| v.is_finite()).collect();
     let pooled_skewness = skewness(&pooled_acq);
 
@@ -322,6 +347,7 @@ impl C7Analysis {
             "runs": self.total_runs,
             "censored_runs": self.total_censored,
             "censoring": "runs that never reach ICL accuracy 0.95 count as t = +inf (beyond their budget) in quantiles; quantiles that fall among them are null",
+            "interval_censoring": "tail ratios use quantiles of t_ICL spread uniformly over the evaluation interval before each run's t_icl (eval_every), so ties on the evaluation grid do not collapse them; medians and the fit use the plain t_icl",
             "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample runs within each N, recompute medians, refit; percentile interval of the slope"},
             "checks": self.checks,
             "verdict_rule": "inconclusive: the sweep has fewer N values than min_n_values; reproduced: all checks pass; partly: enough medians inside the budget and either linearity or a long tail; not reproduced: otherwise",
@@ -404,8 +430,13 @@ impl C7Analysis {
             );
         }
 
+        let tr = if self.pooled_tail_ratio.is_infinite() {
+            "beyond budget".to_string()
+        } else {
+            format!("{:.2}", self.pooled_tail_ratio)
+        };
         let mut tail = Panel::new(
-            "(A4) pooled t_ICL / median(N)",
+            format!("(A4) pooled t_ICL / median(N); (q90-q50)/(q50-q10) = {tr}"),
             Axis::linear("t_ICL / median t_ICL at the same N"),
             Axis::linear("runs"),
         )
@@ -416,12 +447,6 @@ impl C7Analysis {
             tail.push(Layer::bars(icl_plot::histogram(&acq, 0.0, hi * 1.0001, 20)).color(color(0)).label("acquired runs"));
         }
         tail.push(Layer::vline(1.0).color(DARK).dashed().label("median"));
-        let tr = if self.pooled_tail_ratio.is_infinite() {
-            "beyond budget".to_string()
-        } else {
-            format!("{:.2}", self.pooled_tail_ratio)
-        };
-        tail.push(Layer::vline(1.0).color(GREY).label(format!("tail ratio (q90-q50)/(q50-q10) = {tr}")));
         Figure::new(format!(
             "C7 (Fig 6b, A4): t_ICL vs N at K = inf [{}; verdict: {}]",
             p.profile,
@@ -447,7 +472,7 @@ mod tests {
         let (mut n, mut t, mut acq, mut it) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for nv in [20i64, 40, 60, 80, 100] {
             for _ in 0..seeds {
-                let v = 400.0 * 20.0 * (nv as f64 / 20.0).powf(power) * (nrm.sample(&mut rng) as f64).exp();
+                let v = 400.0 * 20.0 * (nv as f64 / 20.0).powf(power) * nrm.sample(&mut rng).exp();
                 let ok = v < 1e9;
                 n.push(nv);
                 t.push(ok.then_some(v.round() as u64));
@@ -491,6 +516,24 @@ mod tests {
         assert!((a.pooled_tail_ratio - expected).abs() / expected < 0.15, "{} vs {expected}", a.pooled_tail_ratio);
         assert!((a.loglog_exponent - 1.0).abs() < 0.1);
         assert_eq!(a.verdict, Verdict::Reproduced);
+    }
+
+    #[test]
+    fn coarse_evaluation_grid_keeps_the_tail() {
+        // Same log-normal times, but seen only on an evaluation grid of 0.3 x the N = 20 median:
+        // most runs at one N share a handful of values. The interval-censored quantiles must
+        // still recover the tail ratio exp(1.2816 sigma).
+        let mut df = sweep(1.0, 0.8, 400, 10);
+        let w = 0.3 * 400.0 * 20.0;
+        let t: Vec<Option<u64>> = opt_f64s(&df, "t_icl").unwrap().iter().map(|t| t.map(|v| ((v / w).ceil() * w) as u64)).collect();
+        df.with_column(Column::new("t_icl".into(), t)).unwrap();
+        df.with_column(Column::new("eval_every".into(), vec![w as i64; df.height()])).unwrap();
+        let p: C7Params = check(&serde_json::json!({"profile": "t", "n_boot": 20})).unwrap();
+        let a = analyze(&df, &p).unwrap();
+        let expected = (1.281_551_565_5f64 * 0.8).exp();
+        assert!((a.pooled_tail_ratio - expected).abs() / expected < 0.2, "{} vs {expected}", a.pooled_tail_ratio);
+        let n20 = &a.per_n[0];
+        assert!((n20.tail_ratio.unwrap() - expected).abs() / expected < 0.35, "{:?}", n20.tail_ratio);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
     } else {
         t.iter().map(|t| t.is_some()).collect()
     };
-    let iters = if df.column("iterations").is_ok() { f64s(df, "iterations")? } else { vec![f64::NAN; t.len()] };
+    let iters = f64s(&df.clone().lazy().select([crate::frame::budget_expr(df).alias("budget")]).collect()?, "budget")?;
     let final_icl = if df.column("final_icl_acc").is_ok() { f64s(df, "final_icl_acc")? } else { Vec::new() };
     // K values present (polars unique, sorted), for labels.
     let k_values: Vec<i64> = if df.column("K").is_ok() {
@@ -73,7 +73,7 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
     let n = t.len();
     let t_acq: Vec<f64> = t.iter().zip(&acquired).filter_map(|(t, &a)| if a { *t } else { None }).collect();
     let k = t_acq.len();
-    // The budget: the longest training any run had (never-acquired runs train to the end).
+    // The budget: the longest training any run was given.
     let budget = iters
         .iter()
         .copied()
@@ -87,7 +87,7 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
     let bc = bimodality_coefficient(&v);
     let (mut bc_lo, mut bc_hi) = (f64::NAN, f64::NAN);
     if n >= 4 {
-        let draws = bootstrap(&[v.clone()], p.n_boot, p.bootstrap_seed, |g| {
+        let draws = bootstrap(std::slice::from_ref(&v), p.n_boot, p.bootstrap_seed, |g| {
             let b = bimodality_coefficient(&g[0]);
             b.is_finite().then_some(b)
         });

@@ -60,7 +60,7 @@ impl Col {
             Col::N(_) => "null",
         }
     }
-    fn to_f64(self) -> Option<Vec<Option<f64>>> {
+    fn into_f64(self) -> Option<Vec<Option<f64>>> {
         Some(match self {
             Col::I(v) => v.into_iter().map(|x| x.map(|x| x as f64)).collect(),
             Col::U(v) => v.into_iter().map(|x| x.map(|x| x as f64)).collect(),
@@ -112,7 +112,7 @@ impl Col {
             }
             (a, b) => {
                 let (ka, kb) = (a.kind(), b.kind());
-                match (a.to_f64(), b.to_f64()) {
+                match (a.into_f64(), b.into_f64()) {
                     (Some(mut x), Some(y)) => {
                         x.extend(y);
                         Col::F(x)
@@ -237,6 +237,19 @@ pub fn read_stacked<P: AsRef<Path>>(paths: &[P]) -> Result<DataFrame> {
         .map(|p| icl_store::parquet::read_batch(p.as_ref()))
         .collect::<Result<Vec<_>>>()?;
     stack_batches(&batches, true)
+}
+
+/// Expression for a run's training budget in iterations: `epochs x iters_per_epoch` when the
+/// summaries carry them (a run that stopped early still had that budget), else `iterations`.
+pub fn budget_expr(df: &DataFrame) -> polars::prelude::Expr {
+    use polars::prelude::{col, DataType as P};
+    if df.column("epochs").is_ok() && df.column("iters_per_epoch").is_ok() {
+        col("epochs").cast(P::Float64) * col("iters_per_epoch").cast(P::Float64)
+    } else if df.column("iterations").is_ok() {
+        col("iterations").cast(P::Float64)
+    } else {
+        col("t_icl").cast(P::Float64)
+    }
 }
 
 /// Column names, for error messages.

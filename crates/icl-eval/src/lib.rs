@@ -104,7 +104,7 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
         }
         "c2" => {
             let p: C2Params = params(task)?;
-            let curves = read_curves(task)?;
+            let curves = read_curves(task, p.min_k)?;
             let a = c2::analyze(curves, &p)?;
             (a.claim(&p), a.figure(&p))
         }
@@ -124,11 +124,12 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
     })
 }
 
-/// Curves of `c2`, labelled from the summaries when those are given (same order and count).
-fn read_curves(task: &TaskSpec) -> Result<Vec<c2::Curve>> {
+/// Curves of `c2`, labelled and selected (see [`params::C2Params::min_k`]) from the
+/// summaries when those are given (same order and count as the curves).
+fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<Vec<c2::Curve>> {
     let paths = input_paths(task, "curves")?;
-    let labels: Vec<String> = match task.inputs_all("summaries") {
-        [] => (1..=paths.len()).map(|i| format!("run {i}")).collect(),
+    let selected: Vec<(PathBuf, String)> = match task.inputs_all("summaries") {
+        [] => paths.iter().enumerate().map(|(i, p)| (p.clone(), format!("run {}", i + 1))).collect(),
         refs => {
             ensure!(
                 refs.len() == paths.len(),
@@ -138,17 +139,38 @@ fn read_curves(task: &TaskSpec) -> Result<Vec<c2::Curve>> {
                 paths.len()
             );
             let df = frame::read_stacked(&refs.iter().map(|r| r.path.clone()).collect::<Vec<_>>())?;
-            run_labels(&df)?
+            let labels = run_labels(&df)?;
+            let keep = select_by_k(&df, min_k)?;
+            ensure!(
+                keep.iter().any(|&k| k),
+                "stage {}: no run has K >= {} (min_k)",
+                task.stage,
+                min_k.unwrap_or(0)
+            );
+            paths.iter().zip(labels).zip(keep).filter(|(_, k)| *k).map(|((p, l), _)| (p.clone(), l)).collect()
         }
     };
-    paths
-        .iter()
-        .zip(labels)
+    selected
+        .into_iter()
         .map(|(p, l)| {
-            let df = frame::read_df(p)?;
+            let df = frame::read_df(&p)?;
             c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))
         })
         .collect()
+}
+
+/// Which runs `c2` uses: K >= `min_k` (K = inf, a null K, counts as above); without `min_k`,
+/// the runs at the largest K (inf if present). All runs when there is no K column.
+pub fn select_by_k(df: &polars::prelude::DataFrame, min_k: Option<i64>) -> Result<Vec<bool>> {
+    let Ok(k) = frame::f64s(df, "K") else { return Ok(vec![true; df.height()]) };
+    let k: Vec<f64> = k.into_iter().map(|v| if v.is_nan() { f64::INFINITY } else { v }).collect();
+    Ok(match min_k {
+        Some(m) => k.iter().map(|&v| v >= m as f64).collect(),
+        None => {
+            let top = k.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            k.iter().map(|&v| v == top).collect()
+        }
+    })
 }
 
 /// "seed S, K=K" labels from a stacked summary frame (whichever of the columns exist).

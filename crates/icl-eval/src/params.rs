@@ -179,6 +179,11 @@ pub struct C2Params {
     /// Curves drawn in the figure (the first ones in input order).
     #[serde(default = "d_curves")]
     pub max_curves: usize,
+    /// Use only runs with K >= this (K = inf counts as above), read from the summaries. Without
+    /// it, and with summaries given, only the runs at the largest K are used (the ones surely
+    /// above K* when the curves of a whole K sweep are passed in).
+    #[serde(default)]
+    pub min_k: Option<i64>,
 }
 fn d_ratio() -> f64 {
     3.0
@@ -209,6 +214,11 @@ impl Validate for C2Params {
         }
         if self.max_curves == 0 {
             e.push(ParamError::new("max_curves", "must be >= 1 (got 0)"));
+        }
+        if let Some(k) = self.min_k {
+            if k < 1 {
+                e.push(ParamError::new("min_k", format!("must be >= 1 (got {k})")));
+            }
         }
         e
     }

@@ -52,8 +52,8 @@ impl Bounds {
         Self { lo: [0.0, xmin - 1.0, 0.0, 0.0], hi: [a_max, xmax + 1.0, 1.0, 1.0] }
     }
     fn project(&self, p: &mut [f64; 4]) {
-        for i in 0..4 {
-            p[i] = p[i].clamp(self.lo[i], self.hi[i]);
+        for (i, v) in p.iter_mut().enumerate() {
+            *v = v.clamp(self.lo[i], self.hi[i]);
         }
     }
 }
@@ -83,10 +83,11 @@ fn solve4(mut m: [[f64; 4]; 4], mut v: [f64; 4]) -> Option<[f64; 4]> {
         }
         m.swap(col, piv);
         v.swap(col, piv);
+        let pivot_row = m[col];
         for r in col + 1..4 {
-            let f = m[r][col] / m[col][col];
-            for k in col..4 {
-                m[r][k] -= f * m[col][k];
+            let f = m[r][col] / pivot_row[col];
+            for (x, p) in m[r].iter_mut().zip(pivot_row.iter()).skip(col) {
+                *x -= f * p;
             }
             v[r] -= f * v[col];
         }

@@ -75,6 +75,12 @@ fn run(t: &TaskSpec) -> DataFrame {
     assert!(EvalStage.check(&t.command, &t.params).is_empty());
     EvalStage.run(t).unwrap();
     let png = std::fs::read(t.output_path("figure_png", "png")).unwrap();
+    // Set ICL_EVAL_KEEP=DIR to look at the figures.
+    if let Ok(keep) = std::env::var("ICL_EVAL_KEEP") {
+        let name = t.out_dir.file_name().unwrap().to_string_lossy().to_string();
+        std::fs::write(Path::new(&keep).join(format!("{name}.png")), &png).unwrap();
+        std::fs::copy(t.output_path("claim", "parquet"), Path::new(&keep).join(format!("{name}.parquet"))).unwrap();
+    }
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "figure_png is a PNG");
     assert!(png.len() > 10_000, "PNG has content ({} bytes)", png.len());
     let svg = std::fs::read_to_string(t.output_path("figure_svg", "svg")).unwrap();
@@ -205,7 +211,7 @@ fn k_inf_sweep(ns: &[i64], seeds: usize, per_token: f64, sigma: f64, budget: u64
     for &n in ns {
         for s in 0..seeds {
             // t_ICL ~ N exp(-beta0): log-normal across seeds, median per_token * N.
-            let t = per_token * n as f64 * (-beta.sample(&mut rng) as f64).exp();
+            let t = per_token * n as f64 * (-beta.sample(&mut rng)).exp();
             let t_icl = (t < budget as f64).then_some(t.round() as u64);
             runs.push(Run { k: None, n, seed: s as i64, icl: if t_icl.is_some() { 0.99 } else { 0.5 }, iwl: 0.5, iterations: budget, t_icl });
         }
@@ -330,15 +336,27 @@ fn write_curves(dir: &Path, specs: &[(f64, f64)]) -> Vec<InputRef> {
 fn c2_abrupt_vs_gradual() {
     let dir = tempfile::tempdir().unwrap();
     // Plateau then a jump: ratio = (t0 - 1.386 tau) / (3.584 tau) ~ 9 for t0 = 5000, tau = 150.
-    let curves = write_curves(dir.path(), &[(5000.0, 150.0), (6000.0, 150.0), (4000.0, 120.0), (7000.0, 200.0)]);
-    let runs: Vec<Run> = (0..4)
-        .map(|s| Run { k: Some(20000), n: 100, seed: s, icl: 0.99, iwl: 0.6, iterations: 12_000, t_icl: Some(5000) })
+    // Four abrupt runs at K = 20000 and two gradual ones below K* (K = 500), as when the curves
+    // of a whole K sweep are passed in.
+    let curves = write_curves(
+        dir.path(),
+        &[(5000.0, 150.0), (6000.0, 150.0), (4000.0, 2000.0), (4000.0, 120.0), (7000.0, 200.0), (5000.0, 1800.0)],
+    );
+    let runs: Vec<Run> = [20000, 20000, 500, 20000, 20000, 500]
+        .iter()
+        .enumerate()
+        .map(|(s, &k)| Run { k: Some(k), n: 100, seed: s as i64, icl: 0.99, iwl: 0.6, iterations: 12_000, t_icl: Some(5000) })
         .collect();
     let sums = write_summaries(dir.path(), &runs);
-    let t = task(dir.path(), "c2", json!({"profile": "test", "n_boot": 200}), vec![("curves", curves), ("summaries", sums)]);
+    let t = task(dir.path(), "c2", json!({"profile": "test", "n_boot": 200}), vec![("curves", curves.clone()), ("summaries", sums.clone())]);
     let df = run(&t);
     assert_eq!(s(&df, "claim"), "C2");
     assert_eq!(s(&df, "verdict"), "reproduced", "details: {}", s(&df, "details"));
+    assert_eq!(df.column("n_runs").unwrap().i64().unwrap().get(0), Some(4), "only the largest K by default");
+    // min_k selects explicitly: all six runs, the two gradual ones among them.
+    let t6 = task(dir.path(), "c2", json!({"profile": "test", "n_boot": 200, "min_k": 100}), vec![("curves", curves), ("summaries", sums)]);
+    let d6 = run(&t6);
+    assert_eq!(d6.column("n_runs").unwrap().i64().unwrap().get(0), Some(6));
     let expected = (5000.0 - 1.386 * 150.0) / (3.584 * 150.0);
     let d = details(&df);
     let r0 = d["runs"][0]["ratio"].as_f64().unwrap();

@@ -99,14 +99,21 @@ pub struct Axis {
     pub label: String,
     pub scale: Scale,
     pub range: Option<(f64, f64)>,
+    /// Label only whole numbers (counts, run indices).
+    pub integer: bool,
 }
 
 impl Axis {
     pub fn linear(label: impl Into<String>) -> Self {
-        Self { label: label.into(), scale: Scale::Linear, range: None }
+        Self { label: label.into(), scale: Scale::Linear, range: None, integer: false }
     }
     pub fn log10(label: impl Into<String>) -> Self {
-        Self { label: label.into(), scale: Scale::Log10, range: None }
+        Self { label: label.into(), scale: Scale::Log10, range: None, integer: false }
+    }
+    /// Ticks at whole numbers only (linear axes).
+    pub fn integer(mut self) -> Self {
+        self.integer = true;
+        self
     }
     /// Fix the visible range (data units, before any log).
     pub fn range(mut self, lo: f64, hi: f64) -> Self {
@@ -182,7 +189,7 @@ impl Violin {
         let iqr = quantile_sorted(&sorted, 0.75) - quantile_sorted(&sorted, 0.25);
         let spread = if iqr > 0.0 { sd.min(iqr / 1.34) } else { sd };
         let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
-        if !(spread > 0.0) || hi <= lo {
+        if spread.is_nan() || spread <= 0.0 || hi <= lo {
             // All samples equal: a flat bar at that value.
             return Some(Self {
                 x,
@@ -473,10 +480,13 @@ fn linear_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
 }
 
 /// Tick positions (transformed) and light grid positions for one axis.
-fn ticks(scale: Scale, lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+fn ticks(scale: Scale, lo: f64, hi: f64, integer: bool) -> (Vec<f64>, Vec<f64>) {
     match scale {
         Scale::Linear => {
             let (t, step) = linear_ticks(lo, hi, 6);
+            if integer && step < 1.0 {
+                return (((lo.ceil() as i64)..=(hi.floor() as i64)).map(|k| k as f64).collect(), Vec::new());
+            }
             // One light grid line halfway between labelled ticks.
             let half = step / 2.0;
             let light = ((lo / half).ceil() as i64..=(hi / half).floor() as i64)
@@ -699,8 +709,8 @@ type Coord = Cartesian2d<Ticked, Ticked>;
 
 fn draw_panel<DB: DrawingBackend>(p: &Panel, area: &DrawingArea<DB, Shift>) -> Result<()> {
     let ((x0, x1), (y0, y1)) = p.ranges();
-    let (xt, xl) = ticks(p.x.scale, x0, x1);
-    let (yt, yl) = ticks(p.y.scale, y0, y1);
+    let (xt, xl) = ticks(p.x.scale, x0, x1, p.x.integer);
+    let (yt, yl) = ticks(p.y.scale, y0, y1, p.y.integer);
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, (FONT_FAMILY, 17))
         .margin(12)
@@ -778,7 +788,14 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
             }
         };
     }
-    let line_legend = move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], stroke);
+    // Legend sample of a line: dashed when the line is (two dashes), else solid.
+    let dashed = l.dashed;
+    let line_legend = move |(x, y): (i32, i32)| {
+        let (a, b) = if dashed { ((0, 8), (12, 20)) } else { ((0, 10), (10, 20)) };
+        EmptyElement::at((x, y))
+            + PathElement::new(vec![(a.0, 0), (a.1, 0)], stroke)
+            + PathElement::new(vec![(b.0, 0), (b.1, 0)], stroke)
+    };
     match &l.kind {
         Kind::Line(pts) => {
             let pts: Vec<(f64, f64)> = pts.iter().filter_map(|&(x, y)| t(x, y)).collect();
@@ -1006,19 +1023,21 @@ mod tests {
 
     #[test]
     fn log_ticks_are_decades() {
-        let (bold, light) = ticks(Scale::Log10, 2.6, 5.1);
+        let (bold, light) = ticks(Scale::Log10, 2.6, 5.1, false);
         assert_eq!(bold, vec![3.0, 4.0, 5.0]);
         assert!(light.iter().any(|v| (v - 2f64.log10() - 3.0).abs() < 1e-12));
         // Within one decade: too few 1-2-5 ticks, so plain linear values.
-        let (bold, _) = ticks(Scale::Log10, 3.1, 3.9);
+        let (bold, _) = ticks(Scale::Log10, 3.1, 3.9, false);
         let vals: Vec<f64> = bold.iter().map(|v| (10f64.powf(*v)).round()).collect();
         assert_eq!(vals, vec![2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0]);
         // About 1.5 decades: 1-2-5 ticks.
-        let (bold, _) = ticks(Scale::Log10, 2.9, 4.4);
+        let (bold, _) = ticks(Scale::Log10, 2.9, 4.4, false);
         let vals: Vec<f64> = bold.iter().map(|v| (10f64.powf(*v)).round()).collect();
         assert_eq!(vals, vec![1000.0, 2000.0, 5000.0, 10000.0, 20000.0]);
-        let (lin, _) = ticks(Scale::Linear, 0.0, 1.0);
+        let (lin, _) = ticks(Scale::Linear, 0.0, 1.0, false);
         assert_eq!(lin.len(), 6);
+        let (int, _) = ticks(Scale::Linear, 0.8, 3.2, true);
+        assert_eq!(int, vec![1.0, 2.0, 3.0]);
     }
 
     #[test]

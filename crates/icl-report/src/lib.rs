@@ -68,7 +68,7 @@ pub fn params(value: &serde_json::Value) -> Result<ReportParams, Vec<ParamError>
 /// its figure path would be ambiguous.
 pub fn gather(tables: Vec<Vec<Claim>>) -> Result<Vec<Claim>> {
     let mut all: Vec<Claim> = tables.into_iter().flatten().collect();
-    all.sort_by(|a, b| claim::id_key(&a.claim).cmp(&claim::id_key(&b.claim)));
+    all.sort_by_key(|c| claim::id_key(&c.claim));
     for w in all.windows(2) {
         ensure!(
             w[0].claim != w[1].claim,
@@ -222,10 +222,10 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
         let parsed: Option<serde_json::Value> = serde_json::from_str(&c.details).ok();
         if let Some(d) = &parsed {
             if let Some(t) = checks_table(d) {
-                let _ = writeln!(md, "Verdict rules:\n\n{t}");
+                let _ = writeln!(md, "Checks behind the verdict:\n\n{t}");
             }
             if let Some(rule) = d.get("verdict_rule").and_then(|v| v.as_str()) {
-                let _ = writeln!(md, "Verdict: {rule}.\n");
+                let _ = writeln!(md, "Verdict rule: {rule}.\n");
             }
         }
         let body = match &parsed {

@@ -65,12 +65,12 @@ fn report_and_claims_table() {
     // claims.parquet through polars: sorted by claim id, plain columns.
     let f = std::fs::File::open(t.output_path("claims", "parquet")).unwrap();
     let df = ParquetReader::new(f).finish().unwrap();
-    let ids: Vec<&str> = df.column("claim").unwrap().str().unwrap().into_no_null_iter().collect();
+    let ids: Vec<&str> = df.column("claim").unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
     assert_eq!(ids, ["C1", "C2", "C9", "C10"]);
     for col in ["claim", "figure", "statement", "paper_value", "value", "low", "high", "unit", "profile", "verdict", "n_runs", "details"] {
         assert!(df.column(col).is_ok(), "column {col}");
     }
-    let verdicts: Vec<&str> = df.column("verdict").unwrap().str().unwrap().into_no_null_iter().collect();
+    let verdicts: Vec<&str> = df.column("verdict").unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
     assert_eq!(verdicts, ["reproduced", "partly", "reproduced", "not reproduced"]);
     assert_eq!(df.column("value").unwrap().f64().unwrap().get(0), Some(9812.0));
     assert_eq!(df.column("n_runs").unwrap().i64().unwrap().get(3), Some(7));
