@@ -42,6 +42,37 @@ impl Verdict {
     }
 }
 
+/// One verdict rule and its outcome; `details.checks` lists them (the report tabulates them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    pub pass: bool,
+    /// The measured number the rule looks at (null when there is none).
+    pub value: Option<f64>,
+    pub rule: String,
+}
+
+impl Check {
+    pub fn new(name: &str, pass: bool, value: f64, rule: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            pass,
+            value: value.is_finite().then_some(value),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// Verdict of a list of checks ([`Verdict::from_parts`]).
+pub fn verdict_of(checks: &[Check]) -> Verdict {
+    Verdict::from_parts(&checks.iter().map(|c| c.pass).collect::<Vec<_>>())
+}
+
+/// The checks as JSON for `details.checks`.
+pub fn checks_json(checks: &[Check]) -> serde_json::Value {
+    serde_json::to_value(checks).unwrap_or_default()
+}
+
 /// One claim row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {

@@ -304,9 +304,7 @@ mod tests {
         assert!((s - (PI / 2.0).sqrt()).abs() < 1e-7, "{s}");
         // and then s*(beta0) = sqrt(pi/2) e^-beta0 for every beta0
         for b0 in [-2.0, 0.0, 1.5] {
-            assert!(
-                (s_star(b0, 0.0) / ((PI / 2.0).sqrt() * (-b0).exp()) - 1.0).abs() < 1e-7
-            );
+            assert!((s_star(b0, 0.0) / ((PI / 2.0).sqrt() * (-b0).exp()) - 1.0).abs() < 1e-7);
         }
     }
 

@@ -13,7 +13,7 @@
 //! Nothing is fitted to the minimal model's K sweep.
 
 use super::common::{default_boot, default_level, Checker, Output, Validate};
-use crate::claim::{num, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use crate::memo;
@@ -54,6 +54,9 @@ fn acc95() -> f64 {
 fn rise02() -> f64 {
     0.2
 }
+fn validity() -> f64 {
+    0.5
+}
 fn blowup() -> EventKind {
     EventKind::Blowup
 }
@@ -90,6 +93,10 @@ pub struct C13Params {
     pub kstar_factor: f64,
     #[serde(default = "rise02")]
     pub min_rise: f64,
+    /// The reduced dynamics assume e^beta0 << n (n = N - 1): cells with e^beta0 / n above this
+    /// are shown and reported but left out of the fit and the verdict.
+    #[serde(default = "validity")]
+    pub validity_max: f64,
 }
 
 impl Validate for C13Params {
@@ -121,6 +128,7 @@ impl Validate for C13Params {
             10.0,
         );
         c.range("min_rise", self.min_rise, 0.0, 1.0);
+        c.gt("validity_max", self.validity_max, 0.0);
         c.0
     }
 }
@@ -145,6 +153,8 @@ pub struct Cell {
     pub q25: f64,
     pub q75: f64,
     pub in_fit: bool,
+    /// e^beta0 / n small enough for the reduced dynamics (see `validity_max`).
+    pub in_regime: bool,
 }
 
 fn cell_key(beta0: f64, n: f64) -> (i64, u64) {
@@ -209,7 +219,9 @@ struct Stat {
 }
 
 fn statistics(cells: &[Cell], medians: &[f64]) -> Option<Stat> {
-    let usable = |i: usize| medians[i].is_finite() && medians[i] > 0.0 && cells[i].ode.is_finite();
+    let usable = |i: usize| {
+        cells[i].in_regime && medians[i].is_finite() && medians[i] > 0.0 && cells[i].ode.is_finite()
+    };
     let fit: Vec<f64> = (0..cells.len())
         .filter(|&i| cells[i].in_fit && usable(i))
         .map(|i| (medians[i] / cells[i].ode).ln())
@@ -556,6 +568,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
             q25: stats::quantile(&t, 0.25),
             q75: stats::quantile(&t, 0.75),
             in_fit: fit_n.contains(&kn),
+            in_regime: beta0.exp() / (kn as f64 - 1.0) <= p.validity_max,
             t,
         });
     }
@@ -606,36 +619,59 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
         kstar_checks(&kruns, &mlp, p)?
     };
 
-    let mut parts = serde_json::Map::new();
-    let mut flags = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     if let Some(s) = &point {
-        let pred_ok =
-            s.holdout_ratio.is_finite() && s.holdout_ratio.ln().abs() <= p.prediction_factor.ln();
-        let n_ok = s.n_exponent.is_finite() && (s.n_exponent - 1.0).abs() <= p.exponent_tolerance;
-        let b_ok = s.beta0_slope.is_finite()
-            && (s.beta0_slope - s.beta0_slope_ode).abs() <= p.beta0_slope_tolerance;
-        parts.insert("holdout_t_icl_predicted".into(), json!(pred_ok));
-        flags.push(pred_ok);
-        parts.insert("t_icl_linear_in_N".into(), json!(n_ok));
-        flags.push(n_ok);
+        checks.push(Check::new(
+            "holdout_t_icl_predicted",
+            s.holdout_ratio.is_finite() && s.holdout_ratio.ln().abs() <= p.prediction_factor.ln(),
+            s.holdout_ratio,
+            format!(
+                "median t_ICL at the held-out N within a factor {} of the ODE scaled by the fit-N calibration (value: geometric mean measured / predicted)",
+                p.prediction_factor
+            ),
+        ));
+        checks.push(Check::new(
+            "t_icl_linear_in_N",
+            s.n_exponent.is_finite() && (s.n_exponent - 1.0).abs() <= p.exponent_tolerance,
+            s.n_exponent,
+            format!(
+                "d ln t_ICL / d ln (N - 1) within {} of 1 (mean over beta0)",
+                p.exponent_tolerance
+            ),
+        ));
         if s.beta0_slope.is_finite() {
-            parts.insert("beta0_dependence_matches_ode".into(), json!(b_ok));
-            flags.push(b_ok);
+            checks.push(Check::new(
+                "beta0_dependence_matches_ode",
+                (s.beta0_slope - s.beta0_slope_ode).abs() <= p.beta0_slope_tolerance,
+                s.beta0_slope,
+                format!(
+                    "d ln t_ICL / d beta0 within {} of the ODE's {:.3} over the same beta0 (mean over N)",
+                    p.beta0_slope_tolerance, s.beta0_slope_ode
+                ),
+            ));
         }
     }
     let kvalid: Vec<&KstarCheck> = kchecks.iter().filter(|k| k.valid).collect();
     if !kchecks.is_empty() {
-        let ok = !kvalid.is_empty()
-            && kvalid
-                .iter()
-                .all(|k| k.ratio.ln().abs() <= p.kstar_factor.ln());
-        parts.insert("kstar_predicted".into(), json!(ok));
-        flags.push(ok);
+        let worst = kvalid
+            .iter()
+            .map(|k| k.ratio)
+            .max_by(|a, b| a.ln().abs().total_cmp(&b.ln().abs()))
+            .unwrap_or(f64::NAN);
+        checks.push(Check::new(
+            "kstar_predicted",
+            !kvalid.is_empty() && kvalid.iter().all(|k| k.ratio.ln().abs() <= p.kstar_factor.ln()),
+            worst,
+            format!(
+                "measured K* within a factor {} of (n s*(beta0) / A)^(1/nu) from the MLP-only law at the same budget, every (N, beta0) group (value: worst measured / predicted)",
+                p.kstar_factor
+            ),
+        ));
     }
     let verdict = if point.is_none() {
         Verdict::Inconclusive
     } else {
-        Verdict::from_parts(&flags)
+        verdict_of(&checks)
     };
 
     let value = point.as_ref().map(|s| s.holdout_ratio).unwrap_or(f64::NAN);
@@ -651,13 +687,13 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
         "beta0_slope": point.as_ref().map(|s| num(s.beta0_slope)), "beta0_slope_interval": [num(b0_iv.0), num(b0_iv.1)],
         "beta0_slope_ode": point.as_ref().map(|s| num(s.beta0_slope_ode)),
         "n_boot_ok": reps.len(),
-        "thresholds": {"prediction_factor": p.prediction_factor, "exponent_tolerance": p.exponent_tolerance, "beta0_slope_tolerance": p.beta0_slope_tolerance, "kstar_factor": p.kstar_factor},
-        "parts": parts,
+        "regime": format!("cells with e^beta0 / (N - 1) > {} are outside the reduced dynamics (e^beta << N) and left out of fit and verdict", p.validity_max),
+        "checks": checks_json(&checks),
         "cells": cells.iter().map(|c| json!({
             "beta0": c.beta0, "N": c.n, "runs": c.runs, "censored": c.censored, "lr": c.lr, "c1": num(c.c1), "c2": num(c.c2),
             "measured_median": num(c.median), "q25": num(c.q25), "q75": num(c.q75),
             "ode": num(c.ode), "predicted": num(c.ode * point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN)),
-            "measured_over_ode": num(c.median / c.ode), "in_fit": c.in_fit,
+            "measured_over_ode": num(c.median / c.ode), "in_fit": c.in_fit, "in_regime": c.in_regime,
         })).collect::<Vec<_>>(),
         "kstar": kchecks.iter().map(|k| serde_json::to_value(k).unwrap_or_default()).collect::<Vec<_>>(),
         "s_star_branches": "s* = e^-beta0 sigma*(c2 e^-beta0): ~ sqrt(pi/2) e^-beta0 for e^beta0 >> c2, ~ (c2/2) e^-2beta0 for e^beta0 << c2",
@@ -706,11 +742,11 @@ fn figure(
     };
 
     let mut p_n = Panel::new(
-        "t_ICL vs N at K = inf (Fig 6b)",
+        "t_ICL vs N at K = inf (Fig 6b); hollow: e^beta0 not << N",
         Axis::log10("N"),
         Axis::log10("t_ICL (iterations)"),
     )
-    .legend(Legend::UpperLeft);
+    .legend(Legend::LowerRight);
     for (i, kb) in betas.iter().enumerate() {
         let cs: Vec<&Cell> = cells
             .iter()
@@ -718,14 +754,22 @@ fn figure(
             .collect();
         let fitb: Vec<(f64, f64, f64, f64)> = cs
             .iter()
-            .filter(|c| c.in_fit && c.median.is_finite())
+            .filter(|c| c.in_fit && c.in_regime && c.median.is_finite())
             .map(|c| bar(c, c.n))
             .collect();
         let held: Vec<(f64, f64, f64, f64)> = cs
             .iter()
-            .filter(|c| !c.in_fit && c.median.is_finite())
+            .filter(|c| !c.in_fit && c.in_regime && c.median.is_finite())
             .map(|c| bar(c, c.n))
             .collect();
+        let outside: Vec<(f64, f64)> = cs
+            .iter()
+            .filter(|c| !c.in_regime && c.median.is_finite())
+            .map(|c| (c.n, c.median))
+            .collect();
+        if !outside.is_empty() {
+            p_n.push(Layer::points(outside).color(color(i)).hollow().size(5));
+        }
         let b0 = *kb as f64 / 1e6;
         if !fitb.is_empty() {
             p_n.push(

@@ -7,7 +7,7 @@
 //! the memorized distribution set from measured MLP-only curves (its c1 at the end of training).
 
 use super::common::{Checker, Output, Validate};
-use crate::claim::{num, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, Check, Claim};
 use crate::io;
 use crate::landscape::{Grid, Landscape, PhiDist};
 use crate::stats;
@@ -249,7 +249,34 @@ pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
     let downhill = f.exact_t.is_some() && m.exact_t.is_some();
     let slows = slowdown > 1.0 && within(slowdown / slowdown_reduced);
     let reduced_ok = exact_vs_reduced.iter().all(|x| within(*x));
-    let verdict = Verdict::from_parts(&[downhill, slows, reduced_ok]);
+    let worst_red = exact_vs_reduced
+        .iter()
+        .map(|x| (x - 1.0).abs())
+        .fold(f64::NAN, f64::max);
+    let checks = vec![
+        Check::new(
+            "icl_downhill_in_both",
+            downhill,
+            m.exact_t.unwrap_or(f64::NAN),
+            "gradient flow on the exact loss from (0, beta0) reaches the ICL accuracy level for both distributions (value: time, memorized)",
+        ),
+        Check::new(
+            "memorization_slows_as_predicted",
+            slows,
+            slowdown / slowdown_reduced,
+            format!(
+                "memorized / free time to ICL > 1 and within {} of the reduced dynamics' ratio (s*(c2)/c1) (value: exact / predicted slowdown)",
+                p.time_tolerance
+            ),
+        ),
+        Check::new(
+            "reduced_dynamics_match_exact_flow",
+            reduced_ok,
+            worst_red,
+            format!("reduced-dynamics time to the ICL level within {} of the exact flow's, both distributions (value: worst relative gap)", p.time_tolerance),
+        ),
+    ];
+    let verdict = verdict_of(&checks);
     let details = json!({
         "N": p.n, "n_attended": n_ctx, "beta0": p.beta0, "beta_level": num(level), "accuracy": p.accuracy,
         "time_unit": "gradient-flow time (learning rate x iterations)",
@@ -264,8 +291,7 @@ pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
         "slowdown_exact": num(slowdown), "slowdown_reduced": num(slowdown_reduced),
         "exact_over_reduced": exact_vs_reduced.iter().map(|x| num(*x)).collect::<Vec<_>>(),
         "start_gradient_ratio": num(grad_ratio), "c1_ratio": num(c1_ratio),
-        "parts": {"icl_downhill_in_both": downhill, "memorization_slows_as_predicted": slows, "reduced_dynamics_match_exact_flow": reduced_ok},
-        "thresholds": {"time_tolerance": p.time_tolerance},
+        "checks": checks_json(&checks),
     });
     let claim = Claim {
         claim: "C4".into(),
@@ -304,12 +330,27 @@ fn nearest(v: &[f64], x: f64) -> usize {
 
 fn figure(cases: &[Case], p: &C4Params, level: f64) -> Figure {
     let mut fig = Figure::new(format!(
-        "C4: loss landscape of the minimal model (N = {})",
+        "C4: loss landscape of the minimal model (N = {}); contours at loss quantiles, arrows = descent direction",
         p.n
     ))
     .columns(2);
     for (ci, c) in cases.iter().enumerate() {
-        let title = format!("{}: c1 = {:.3}, c2 = {:.2}", c.name, c.coef.c1, c.coef.c2);
+        let (lo, hi) = c
+            .grid
+            .loss
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let f = icl_plot::format_number;
+        let title = format!(
+            "{}: c1 = {}, c2 = {}, loss {} to {}",
+            c.name,
+            f(c.coef.c1),
+            f(c.coef.c2),
+            f(lo),
+            f(hi)
+        );
         let mut panel = Panel::new(
             title,
             Axis::linear("w").range(p.w_min, p.w_max),

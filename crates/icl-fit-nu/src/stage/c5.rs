@@ -2,7 +2,7 @@
 //! with nu ~ 0.7.
 
 use super::common::{default_boot, default_level, Checker, Output, Validate};
-use crate::claim::{num, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::memo::{self, MemoRun, NuFit, Saturation};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
@@ -118,25 +118,55 @@ pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
             Err(_) => None,
         };
 
-    let decays: Vec<bool> = points.iter().map(|k| k.c1_end < 0.5 * k.c1_start).collect();
-    let part_decay = !decays.is_empty() && decays.iter().all(|d| *d);
-    let (verdict, parts) = match &fit {
-        None => (Verdict::Inconclusive, json!({"c1_decays": part_decay})),
+    let worst_decay = points
+        .iter()
+        .map(|k| k.c1_end / k.c1_start)
+        .fold(f64::NAN, f64::max);
+    let part_decay = !points.is_empty() && points.iter().all(|k| k.c1_end < 0.5 * k.c1_start);
+    let mut checks = vec![Check::new(
+        "c1_decays",
+        part_decay,
+        worst_decay,
+        "c1 at the end of training < half its start value, for every K (value: the largest end/start ratio)",
+    )];
+    let verdict = match &fit {
+        None => Verdict::Inconclusive,
         Some(f) => {
-            let part_saturated = !fell_back && f.k_unsaturated.is_empty() && f.k_used.len() >= 3;
+            let sat_frac = points
+                .iter()
+                .filter(|k| k.saturated_fraction >= 0.5)
+                .count() as f64
+                / points.len() as f64;
+            checks.push(Check::new(
+                "I_K_saturated",
+                !fell_back && f.k_unsaturated.is_empty() && f.k_used.len() >= 3,
+                sat_frac,
+                format!(
+                    "every K saturated (I_K grew < {} over the last {:.0}% of training) and >= 3 K in the fit (value: fraction of K saturated)",
+                    p.saturation_tol,
+                    100.0 * p.saturation_tail
+                ),
+            ));
             let in_ci = f.low <= PAPER_NU && PAPER_NU <= f.high;
-            let part_nu = in_ci || (f.nu - PAPER_NU).abs() <= p.nu_tolerance;
-            let part_power = f.fit.r2 >= p.min_r2;
-            (
-                Verdict::from_parts(&[part_decay, part_saturated, part_nu, part_power]),
-                json!({
-                    "c1_decays": part_decay,
-                    "saturated": part_saturated,
-                    "nu_matches_paper": part_nu,
-                    "paper_nu_in_interval": in_ci,
-                    "power_law": part_power,
-                }),
-            )
+            checks.push(Check::new(
+                "nu_matches_paper",
+                in_ci || (f.nu - PAPER_NU).abs() <= p.nu_tolerance,
+                f.nu,
+                format!(
+                    "0.7 inside the {:.0}% interval [{:.3}, {:.3}] or |nu - 0.7| <= {}",
+                    100.0 * f.level,
+                    f.low,
+                    f.high,
+                    p.nu_tolerance
+                ),
+            ));
+            checks.push(Check::new(
+                "power_law",
+                f.fit.r2 >= p.min_r2,
+                f.fit.r2,
+                format!("R^2 of ln I_K against ln K >= {}", p.min_r2),
+            ));
+            verdict_of(&checks)
         }
     };
 
@@ -155,8 +185,7 @@ pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
             "k_used": f.k_used, "k_unsaturated": f.k_unsaturated,
             "fitted_including_unsaturated": fell_back || p.include_unsaturated,
         })),
-        "parts": parts,
-        "thresholds": {"nu_tolerance": p.nu_tolerance, "min_r2": p.min_r2, "c1_decay": "c1_end < c1_start / 2 for every K"},
+        "checks": checks_json(&checks),
         "per_k": points.iter().map(|k| json!({
             "K": k.k, "seeds": k.n_seeds, "I_end": num(k.i_end), "I_half": num(k.i_half),
             "saturated_fraction": k.saturated_fraction, "rel_growth_tail": num(k.rel_growth_tail),
@@ -213,7 +242,13 @@ fn figure(runs: &[Run], memo_runs: &[MemoRun], fit: Option<&NuFit>) -> Figure {
     )
     .legend(Legend::None);
     let mut labelled = std::collections::BTreeSet::new();
-    for r in runs {
+    let mut sorted: Vec<&Run> = runs.iter().collect();
+    sorted.sort_by(|a, b| {
+        let ka = a.summary.k.unwrap_or(f64::INFINITY);
+        let kb = b.summary.k.unwrap_or(f64::INFINITY);
+        ka.total_cmp(&kb).then(a.summary.seed.cmp(&b.summary.seed))
+    });
+    for r in sorted {
         let (Some(curve), Some(k)) = (&r.curve, r.summary.k) else {
             continue;
         };

@@ -7,7 +7,7 @@ use super::c5::PAPER_NU;
 use super::common::{
     default_level, optional_input, read_nu_claim, Checker, NuFromClaim, Output, Validate,
 };
-use crate::claim::{num, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
 use crate::io;
 use crate::kstar::{self, KstarSettings, Point, ScalingFit};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
@@ -164,24 +164,50 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
     }
     let holdout = holdout_n.and_then(|h| holdout_prediction(&s, h, theory_slope));
 
-    let (verdict, parts) = match (&s.line, valid.len() >= 3) {
-        (Some(line), true) => {
-            let grows = line.slope > 0.0 && s.low > 0.0;
+    let src = if nu.is_some() {
+        "1/nu measured (c5)"
+    } else {
+        "1/0.7 (no nu_claim input)"
+    };
+    let mut checks = vec![Check::new(
+        "enough_N",
+        valid.len() >= 3,
+        valid.len() as f64,
+        "at least 3 N values with a valid K* (transition inside the K range)",
+    )];
+    let verdict = match &s.line {
+        Some(line) if valid.len() >= 3 => {
+            checks.push(Check::new(
+                "kstar_grows_with_N",
+                line.slope > 0.0 && s.low > 0.0,
+                s.low,
+                format!(
+                    "slope > 0 and its {:.0}% interval excludes 0 (value: interval's lower end)",
+                    100.0 * s.level
+                ),
+            ));
             let in_ci = s.low <= theory_slope && theory_slope <= s.high;
-            let slope_ok = in_ci || (line.slope - theory_slope).abs() <= p.slope_tolerance;
-            let pred_ok = holdout
-                .as_ref()
-                .map(|h| h.ratio.ln().abs() <= p.prediction_factor.ln())
-                .unwrap_or(false);
-            (
-                Verdict::from_parts(&[grows, slope_ok, pred_ok]),
-                json!({"kstar_grows_with_N": grows, "slope_matches_1_over_nu": slope_ok, "theory_slope_in_interval": in_ci, "holdout_predicted": pred_ok}),
-            )
+            checks.push(Check::new(
+                "slope_matches_1_over_nu",
+                in_ci || (line.slope - theory_slope).abs() <= p.slope_tolerance,
+                line.slope,
+                format!(
+                    "{src} = {theory_slope:.3} inside the interval [{:.3}, {:.3}] or |slope - {theory_slope:.3}| <= {}",
+                    s.low, s.high, p.slope_tolerance
+                ),
+            ));
+            checks.push(Check::new(
+                "holdout_predicted",
+                holdout.as_ref().map(|h| h.ratio.ln().abs() <= p.prediction_factor.ln()).unwrap_or(false),
+                holdout.as_ref().map(|h| h.ratio).unwrap_or(f64::NAN),
+                format!(
+                    "K* at the held-out N within a factor {} of the law with slope {theory_slope:.3} anchored on the other N (value: measured / predicted)",
+                    p.prediction_factor
+                ),
+            ));
+            verdict_of(&checks)
         }
-        _ => (
-            Verdict::Inconclusive,
-            json!({"reason": format!("{} N values with a valid K* (need >= 3)", valid.len())}),
-        ),
+        _ => Verdict::Inconclusive,
     };
     let slope = s.line.map(|l| l.slope).unwrap_or(f64::NAN);
     let details = json!({
@@ -193,8 +219,8 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
         "nu_measured": nu.map(|n: NuFromClaim| json!({"nu": num(n.nu), "low": num(n.low), "high": num(n.high), "one_over_nu": num(1.0 / n.nu), "one_over_nu_interval": [num(1.0 / n.high), num(1.0 / n.low)]})),
         "paper_slope": 1.0 / PAPER_NU,
         "holdout": holdout.as_ref().map(|h| serde_json::to_value(h).unwrap_or_default()),
-        "thresholds": {"slope_tolerance": p.slope_tolerance, "prediction_factor": p.prediction_factor, "min_rise": p.min_rise},
-        "parts": parts,
+        "min_rise": p.min_rise,
+        "checks": checks_json(&checks),
         "per_N": s.per_n.iter().enumerate().map(|(i, (n, f))| json!({
             "N": n, "kstar": num(f.kstar), "low": num(s.kstar_low[i]), "high": num(s.kstar_high[i]),
             "valid": f.valid, "reason": f.reason, "runs": f.n_runs, "K_range": [f.k_min, f.k_max],
