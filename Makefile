@@ -7,8 +7,10 @@ ICL := $(CARGO_TARGET_DIR)/release/icl
 
 .PHONY: build reproduce test diff bench status clean
 
+# Binaries and tests in one cargo call: cargo unifies dependency features over the selected
+# targets, so building them separately would compile the heavy dependencies twice.
 build:
-	cargo build --release --workspace --bins
+	cargo build --release --workspace --bins --tests
 
 reproduce: build
 	$(ICL) reproduce --profile $(PROFILE) --jobs $(JOBS)

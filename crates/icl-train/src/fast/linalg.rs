@@ -65,6 +65,35 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a
     }
 }
 
+/// `out (cols x rows) = m^T` for a row-major `rows x cols` matrix: 16 x 16 tiles through a local
+/// array (contiguous reads and writes), the edges element by element.
+#[inline(always)]
+pub fn transpose(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    const T: usize = 16;
+    assert!(m.len() >= rows * cols && out.len() >= rows * cols);
+    let (rf, cf) = (rows / T * T, cols / T * T);
+    let mut tile = [[0f32; T]; T];
+    for r0 in (0..rf).step_by(T) {
+        for c0 in (0..cf).step_by(T) {
+            for (i, row) in tile.iter_mut().enumerate() {
+                row.copy_from_slice(&m[(r0 + i) * cols + c0..(r0 + i) * cols + c0 + T]);
+            }
+            for j in 0..T {
+                let o = &mut out[(c0 + j) * rows + r0..(c0 + j) * rows + r0 + T];
+                for (i, v) in o.iter_mut().enumerate() {
+                    *v = tile[i][j];
+                }
+            }
+        }
+    }
+    for r in 0..rows {
+        let c_start = if r < rf { cf } else { 0 };
+        for c in c_start..cols {
+            out[c * rows + r] = m[r * cols + c];
+        }
+    }
+}
+
 /// `y += alpha * x`.
 #[inline(always)]
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
@@ -118,6 +147,20 @@ mod tests {
             matmul(m, n, k, &mut acc, true, av, bv);
             for (g, w) in acc.iter().zip(&want) {
                 assert!((g - (w + 1.0)).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_matches_definition() {
+        for (r, c) in [(512, 512), (65, 512), (17, 33), (1, 5)] {
+            let m: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+            let mut t = vec![0f32; r * c];
+            transpose(&m, r, c, &mut t);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t[j * r + i], m[i * c + j]);
+                }
             }
         }
     }

@@ -16,6 +16,7 @@ use icl_datagen::Batch;
 
 use super::isa::{dispatch, isa_methods, Isa};
 use super::simd::Kernels;
+use super::transformer::token_x;
 use super::mlp::{logistic, MlpGrad, MlpRef, MlpWs};
 use super::transformer::softmax_in_place;
 use crate::model::Params;
@@ -74,8 +75,7 @@ impl Minimal {
     fn forward_body<K: Kernels>(&mut self, p: &Params, batch: &Batch, rows: usize) {
         let (d, n) = (self.d, batch.n);
         for b in 0..rows {
-            let q = (b * n + n - 1) * d;
-            self.x0[b * d..(b + 1) * d].copy_from_slice(&batch.x[q..q + d]);
+            self.x0[b * d..(b + 1) * d].copy_from_slice(token_x(batch, b, n - 1));
         }
         self.mlp.forward::<K>(&MlpRef::from_slice(&p.data[self.mlp_range()]), &self.x0, rows);
         if !self.attention {
@@ -87,7 +87,7 @@ impl Minimal {
                 let xq = &self.x0[b * d..(b + 1) * d];
                 let g = &mut self.g[b * c..(b + 1) * c];
                 for (j, gj) in g.iter_mut().enumerate() {
-                    *gj = K::dot(&batch.x[(b * n + j) * d..(b * n + j + 1) * d], xq);
+                    *gj = K::dot(token_x(batch, b, j), xq);
                 }
                 let a = &mut self.a[b * c..(b + 1) * c];
                 for (aj, gj) in a.iter_mut().zip(g.iter()) {

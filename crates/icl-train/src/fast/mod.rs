@@ -3,7 +3,8 @@
 //! deterministic, and allocation-free per step (every buffer lives in a workspace built once).
 //!
 //! [`Net`] is what the training loop and the evaluation see: the fast transformer, the fast
-//! minimal / MLP-only model, or (for the two-layer model) the candle autograd reference.
+//! two-layer transformer, the fast minimal / MLP-only model, or (for cross-checks) the candle
+//! autograd reference.
 
 pub mod isa;
 pub mod linalg;
@@ -11,6 +12,7 @@ pub mod minimal;
 pub mod mlp;
 pub mod simd;
 pub mod transformer;
+pub mod two_layer;
 
 use candle_core::DType;
 use icl_datagen::Batch;
@@ -20,6 +22,7 @@ use crate::params::ModelKind;
 use crate::reference::Reference;
 use minimal::Minimal;
 use transformer::Transformer;
+use two_layer::TwoLayer;
 
 /// One model's compute engine with its workspace, for batches of up to `b_max` sequences of up to
 /// `n_max` tokens.
@@ -34,8 +37,9 @@ pub struct Net {
 
 enum Engine {
     Transformer(Box<Transformer>),
+    TwoLayer(Box<TwoLayer>),
     Minimal(Box<Minimal>),
-    /// candle autograd at f32: the two-layer model (or any model, to cross-check the fast path).
+    /// candle autograd at f32 (any model; a cross-check of the fast path).
     Candle(Option<Reference>),
 }
 
@@ -52,18 +56,18 @@ pub struct EvalChunk<'a> {
 }
 
 impl Net {
-    /// The fast engine for `arch` (the candle engine for the two-layer model).
+    /// The fast engine for `arch`.
     pub fn new(arch: Arch, b_max: usize, n_max: usize) -> Self {
         let engine = match arch.kind {
             ModelKind::Transformer => Engine::Transformer(Box::new(Transformer::new(arch.d, arch.width, b_max, n_max))),
             ModelKind::Minimal => Engine::Minimal(Box::new(Minimal::new(arch.d, arch.width, b_max, n_max, true))),
             ModelKind::MlpOnly => Engine::Minimal(Box::new(Minimal::new(arch.d, arch.width, b_max, n_max, false))),
-            ModelKind::TwoLayer => Engine::Candle(None),
+            ModelKind::TwoLayer => Engine::TwoLayer(Box::new(TwoLayer::new(arch.d, arch.width, b_max, n_max))),
         };
         Self::with_engine(engine, b_max, n_max)
     }
 
-    /// The candle autograd engine for any model (slow; for cross-checks and the two-layer model).
+    /// The candle autograd engine for any model (slow; for cross-checks).
     pub fn candle(b_max: usize, n_max: usize) -> Self {
         Self::with_engine(Engine::Candle(None), b_max, n_max)
     }
@@ -88,6 +92,7 @@ impl Net {
         anyhow::ensure!(batch.b <= self.b_max && batch.n <= self.n_max, "batch larger than the workspace");
         match &mut self.engine {
             Engine::Transformer(t) => Ok(t.loss_and_grad(p, batch, g)),
+            Engine::TwoLayer(t) => Ok(t.loss_and_grad(p, batch, g)),
             Engine::Minimal(m) => Ok(m.loss_and_grad(p, batch, g)),
             Engine::Candle(r) => {
                 let r = sync_reference(r, p)?;
@@ -109,6 +114,22 @@ impl Net {
         let n = batch.n;
         match &mut self.engine {
             Engine::Transformer(t) => {
+                let l = t.forward(p, batch, rows);
+                self.logits[..rows].copy_from_slice(l);
+                if !extras {
+                    return Ok(EvalChunk { logits: &self.logits[..rows], scores: None, no_attention: None, phi: None });
+                }
+                self.scores[..rows * n].copy_from_slice(t.scores());
+                let l0 = t.logits_without_attention(p);
+                self.no_attention[..rows].copy_from_slice(l0);
+                Ok(EvalChunk {
+                    logits: &self.logits[..rows],
+                    scores: Some(&self.scores[..rows * n]),
+                    no_attention: Some(&self.no_attention[..rows]),
+                    phi: None,
+                })
+            }
+            Engine::TwoLayer(t) => {
                 let l = t.forward(p, batch, rows);
                 self.logits[..rows].copy_from_slice(l);
                 if !extras {

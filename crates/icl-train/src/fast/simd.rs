@@ -1,9 +1,8 @@
-//! The reductions of the per-token loops (dot product, sum, sum of squared deviations) written
-//! once portably and once with AVX-512 / AVX2 intrinsics, all in the same order: 16 lanes
-//! accumulated with separate multiply and add (never a fused multiply-add), reduced by a fixed
-//! pairwise tree, then the remainder added in sequence. So every instruction set gives the same
-//! bits, and the vector versions are whole-register loops (LLVM's auto-vectorizer turned the
-//! portable form into 2-wide code).
+//! The per-token kernels (dot product, sums, moments, axpy) written
+//! once portably and once with AVX-512 / AVX2 intrinsics, all with the same arithmetic: 16 lanes,
+//! the last partial block zero-padded (masked loads), separate multiply and add (never a fused
+//! multiply-add), then a fixed pairwise tree. So every instruction set gives the same bits, and
+//! the vector versions are whole-register loops (LLVM turned the portable form into 2-wide code).
 
 /// Reduction kernels for one instruction set. Implementations other than [`Scalar`] may only be
 /// used in code compiled for (and run on) their instruction set: the fast path instantiates them
@@ -13,8 +12,12 @@ pub trait Kernels {
     fn dot(a: &[f32], b: &[f32]) -> f32;
     /// `sum_i x[i]`.
     fn sum(x: &[f32]) -> f32;
-    /// `sum_i ((t[i] - mean) m[i])^2` over the common length.
-    fn sq_dev(t: &[f32], m: &[f32], mean: f32) -> f32;
+    /// `sum_i (x[i] - mean)^2`.
+    fn sq_dev(x: &[f32], mean: f32) -> f32;
+    /// `y[i] += alpha * x[i]` over the common length (element-wise: the same bits everywhere).
+    fn axpy(alpha: f32, x: &[f32], y: &mut [f32]);
+    /// `(sum_i x[i], sum_i x[i]^2, sum_i x[i] r[i])` in one pass over `x`.
+    fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32);
 }
 
 pub const LANES: usize = 16;
@@ -32,63 +35,53 @@ fn tree(v: &[f32; LANES]) -> f32 {
     r[0] + r[1]
 }
 
+/// Lane-wise accumulation of `f(i)` over `0..n` in 16 lanes; lanes past `n` in the last block
+/// add 0.0 (exactly what the masked vector loads do).
+#[inline(always)]
+fn lanes(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    for c in (0..n).step_by(LANES) {
+        for l in 0..LANES {
+            acc[l] += if c + l < n { f(c + l) } else { 0.0 };
+        }
+    }
+    tree(&acc)
+}
+
 pub struct Scalar;
 
 impl Kernels for Scalar {
     #[inline(always)]
     fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        let full = n / LANES * LANES;
-        let mut acc = [0f32; LANES];
-        for c in (0..full).step_by(LANES) {
-            for l in 0..LANES {
-                let p = a[c + l] * b[c + l];
-                acc[l] += p;
-            }
-        }
-        let mut s = tree(&acc);
-        for i in full..n {
-            let p = a[i] * b[i];
-            s += p;
-        }
-        s
+        lanes(n, |i| a[i] * b[i])
     }
 
     #[inline(always)]
     fn sum(x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
-        let mut acc = [0f32; LANES];
-        for c in (0..full).step_by(LANES) {
-            for l in 0..LANES {
-                acc[l] += x[c + l];
-            }
-        }
-        let mut s = tree(&acc);
-        for v in &x[full..] {
-            s += *v;
-        }
-        s
+        lanes(x.len(), |i| x[i])
     }
 
     #[inline(always)]
-    fn sq_dev(t: &[f32], m: &[f32], mean: f32) -> f32 {
-        let n = t.len().min(m.len());
-        let full = n / LANES * LANES;
-        let mut acc = [0f32; LANES];
-        for c in (0..full).step_by(LANES) {
-            for l in 0..LANES {
-                let v = (t[c + l] - mean) * m[c + l];
-                let p = v * v;
-                acc[l] += p;
-            }
+    fn sq_dev(x: &[f32], mean: f32) -> f32 {
+        lanes(x.len(), |i| {
+            let v = x[i] - mean;
+            v * v
+        })
+    }
+
+    #[inline(always)]
+    fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+        for (y, x) in y.iter_mut().zip(x) {
+            let p = alpha * *x;
+            *y += p;
         }
-        let mut s = tree(&acc);
-        for i in full..n {
-            let v = (t[i] - mean) * m[i];
-            let p = v * v;
-            s += p;
-        }
-        s
+    }
+
+    #[inline(always)]
+    fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
+        let n = x.len().min(r.len());
+        (Self::sum(&x[..n]), lanes(n, |i| x[i] * x[i]), Self::dot(x, r))
     }
 }
 
@@ -122,152 +115,236 @@ mod x86 {
         _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps::<1>(r, r)))
     }
 
+    /// Mask of the first `rem` lanes (1 <= rem <= 16).
+    #[inline(always)]
+    fn mask16(rem: usize) -> u16 {
+        if rem >= LANES {
+            u16::MAX
+        } else {
+            (1u16 << rem) - 1
+        }
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq,avx2")]
     unsafe fn dot512(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        let full = n / LANES * LANES;
         let mut acc = _mm512_setzero_ps();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= full <= len of both slices.
-            let (x, y) = unsafe { (_mm512_loadu_ps(pa.add(c)), _mm512_loadu_ps(pb.add(c))) };
+        while c < n {
+            let k = mask16(n - c);
+            // SAFETY: masked loads touch only lanes c..n of both slices.
+            let (x, y) = unsafe { (_mm512_maskz_loadu_ps(k, pa.add(c)), _mm512_maskz_loadu_ps(k, pb.add(c))) };
             acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
             c += LANES;
         }
         // SAFETY: features enabled on this function.
-        let mut s = unsafe { tree512(acc) };
-        for i in full..n {
-            let p = a[i] * b[i];
-            s += p;
-        }
-        s
+        unsafe { tree512(acc) }
     }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq,avx2")]
     unsafe fn sum512(x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let n = x.len();
         let mut acc = _mm512_setzero_ps();
         let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= full <= x.len().
-            acc = _mm512_add_ps(acc, unsafe { _mm512_loadu_ps(x.as_ptr().add(c)) });
+        while c < n {
+            // SAFETY: the masked load touches only lanes c..n.
+            acc = _mm512_add_ps(acc, unsafe { _mm512_maskz_loadu_ps(mask16(n - c), x.as_ptr().add(c)) });
             c += LANES;
         }
         // SAFETY: features enabled on this function.
-        let mut s = unsafe { tree512(acc) };
-        for v in &x[full..] {
-            s += *v;
-        }
-        s
+        unsafe { tree512(acc) }
     }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq,avx2")]
-    unsafe fn sq_dev512(t: &[f32], m: &[f32], mean: f32) -> f32 {
-        let n = t.len().min(m.len());
-        let full = n / LANES * LANES;
+    unsafe fn sq_dev512(x: &[f32], mean: f32) -> f32 {
+        let n = x.len();
         let mu = _mm512_set1_ps(mean);
         let mut acc = _mm512_setzero_ps();
         let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= full <= len of both slices.
-            let (x, w) = unsafe { (_mm512_loadu_ps(t.as_ptr().add(c)), _mm512_loadu_ps(m.as_ptr().add(c))) };
-            let v = _mm512_mul_ps(_mm512_sub_ps(x, mu), w);
+        while c < n {
+            let k = mask16(n - c);
+            // SAFETY: the masked load touches only lanes c..n; masked lanes become 0.
+            let v = _mm512_maskz_sub_ps(k, unsafe { _mm512_maskz_loadu_ps(k, x.as_ptr().add(c)) }, mu);
             acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
             c += LANES;
         }
         // SAFETY: features enabled on this function.
-        let mut s = unsafe { tree512(acc) };
-        for i in full..n {
-            let v = (t[i] - mean) * m[i];
-            let p = v * v;
-            s += p;
+        unsafe { tree512(acc) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq,avx2")]
+    unsafe fn axpy512(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let a = _mm512_set1_ps(alpha);
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let mut c = 0;
+        while c < n {
+            let k = mask16(n - c);
+            // SAFETY: masked loads and stores touch only lanes c..n of both slices.
+            unsafe {
+                let v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, py.add(c)), _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, px.add(c))));
+                _mm512_mask_storeu_ps(py.add(c), k, v);
+            }
+            c += LANES;
         }
-        s
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn axpy256(alpha: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let a = _mm256_set1_ps(alpha);
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let mut c = 0;
+        while c < n {
+            // SAFETY: masked loads and stores touch only lanes c..n of both slices.
+            unsafe {
+                let (m0, m1) = masks8(n - c);
+                let v = _mm256_add_ps(_mm256_maskload_ps(py.add(c), m0), _mm256_mul_ps(a, _mm256_maskload_ps(px.add(c), m0)));
+                _mm256_maskstore_ps(py.add(c), m0, v);
+                let v = _mm256_add_ps(
+                    _mm256_maskload_ps(py.add(c + 8), m1),
+                    _mm256_mul_ps(a, _mm256_maskload_ps(px.add(c + 8), m1)),
+                );
+                _mm256_maskstore_ps(py.add(c + 8), m1, v);
+            }
+            c += LANES;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq,avx2")]
+    unsafe fn moments512(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
+        let n = x.len().min(r.len());
+        let (mut s1, mut s2, mut sr) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut c = 0;
+        while c < n {
+            let k = mask16(n - c);
+            // SAFETY: masked loads touch only lanes c..n of both slices.
+            let (v, w) = unsafe { (_mm512_maskz_loadu_ps(k, x.as_ptr().add(c)), _mm512_maskz_loadu_ps(k, r.as_ptr().add(c))) };
+            s1 = _mm512_add_ps(s1, v);
+            s2 = _mm512_add_ps(s2, _mm512_mul_ps(v, v));
+            sr = _mm512_add_ps(sr, _mm512_mul_ps(v, w));
+            c += LANES;
+        }
+        // SAFETY: features enabled on this function.
+        unsafe { (tree512(s1), tree512(s2), tree512(sr)) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn moments256(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
+        let n = x.len().min(r.len());
+        let z = _mm256_setzero_ps();
+        let (mut s1, mut s2, mut sr) = ([z, z], [z, z], [z, z]);
+        let mut c = 0;
+        while c < n {
+            // SAFETY: masked loads touch only lanes c..n of both slices.
+            unsafe {
+                let (m0, m1) = masks8(n - c);
+                for (h, m) in [(0usize, m0), (1, m1)] {
+                    let v = _mm256_maskload_ps(x.as_ptr().add(c + 8 * h), m);
+                    let w = _mm256_maskload_ps(r.as_ptr().add(c + 8 * h), m);
+                    s1[h] = _mm256_add_ps(s1[h], v);
+                    s2[h] = _mm256_add_ps(s2[h], _mm256_mul_ps(v, v));
+                    sr[h] = _mm256_add_ps(sr[h], _mm256_mul_ps(v, w));
+                }
+            }
+            c += LANES;
+        }
+        // SAFETY: features enabled on this function.
+        unsafe {
+            (
+                tree256(_mm256_add_ps(s1[0], s1[1])),
+                tree256(_mm256_add_ps(s2[0], s2[1])),
+                tree256(_mm256_add_ps(sr[0], sr[1])),
+            )
+        }
+    }
+
+    /// AVX2 lane masks for lanes c..n of a 16-lane block: (lanes 0-7, lanes 8-15).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn masks8(rem: usize) -> (__m256i, __m256i) {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let r = rem.min(LANES) as i32;
+        (
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(r), idx),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(r - 8), idx),
+        )
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn dot256(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        let full = n / LANES * LANES;
         let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= full <= len of both slices.
+        while c < n {
+            // SAFETY: masked loads touch only lanes c..n of both slices.
             unsafe {
-                lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(pa.add(c)), _mm256_loadu_ps(pb.add(c))));
-                hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(pa.add(c + 8)), _mm256_loadu_ps(pb.add(c + 8))));
+                let (m0, m1) = masks8(n - c);
+                lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_maskload_ps(pa.add(c), m0), _mm256_maskload_ps(pb.add(c), m0)));
+                hi = _mm256_add_ps(
+                    hi,
+                    _mm256_mul_ps(_mm256_maskload_ps(pa.add(c + 8), m1), _mm256_maskload_ps(pb.add(c + 8), m1)),
+                );
             }
             c += LANES;
         }
         // SAFETY: features enabled on this function.
-        let mut s = unsafe { tree256(_mm256_add_ps(lo, hi)) };
-        for i in full..n {
-            let p = a[i] * b[i];
-            s += p;
-        }
-        s
+        unsafe { tree256(_mm256_add_ps(lo, hi)) }
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn sum256(x: &[f32]) -> f32 {
-        let full = x.len() / LANES * LANES;
+        let n = x.len();
         let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= full <= x.len().
+        while c < n {
+            // SAFETY: masked loads touch only lanes c..n.
             unsafe {
-                lo = _mm256_add_ps(lo, _mm256_loadu_ps(x.as_ptr().add(c)));
-                hi = _mm256_add_ps(hi, _mm256_loadu_ps(x.as_ptr().add(c + 8)));
+                let (m0, m1) = masks8(n - c);
+                lo = _mm256_add_ps(lo, _mm256_maskload_ps(x.as_ptr().add(c), m0));
+                hi = _mm256_add_ps(hi, _mm256_maskload_ps(x.as_ptr().add(c + 8), m1));
             }
             c += LANES;
         }
         // SAFETY: features enabled on this function.
-        let mut s = unsafe { tree256(_mm256_add_ps(lo, hi)) };
-        for v in &x[full..] {
-            s += *v;
-        }
-        s
+        unsafe { tree256(_mm256_add_ps(lo, hi)) }
     }
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn sq_dev256(t: &[f32], m: &[f32], mean: f32) -> f32 {
-        let n = t.len().min(m.len());
-        let full = n / LANES * LANES;
+    unsafe fn sq_dev256(x: &[f32], mean: f32) -> f32 {
+        let n = x.len();
         let mu = _mm256_set1_ps(mean);
         let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut c = 0;
-        while c < full {
-            // SAFETY: c + 16 <= full <= len of both slices.
+        while c < n {
+            // SAFETY: masked loads touch only lanes c..n; masked lanes are zeroed after the
+            // subtraction.
             unsafe {
-                let v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(t.as_ptr().add(c)), mu), _mm256_loadu_ps(m.as_ptr().add(c)));
+                let (m0, m1) = masks8(n - c);
+                let v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x.as_ptr().add(c), m0), mu), _mm256_castsi256_ps(m0));
                 lo = _mm256_add_ps(lo, _mm256_mul_ps(v, v));
-                let v = _mm256_mul_ps(
-                    _mm256_sub_ps(_mm256_loadu_ps(t.as_ptr().add(c + 8)), mu),
-                    _mm256_loadu_ps(m.as_ptr().add(c + 8)),
-                );
+                let v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x.as_ptr().add(c + 8), m1), mu), _mm256_castsi256_ps(m1));
                 hi = _mm256_add_ps(hi, _mm256_mul_ps(v, v));
             }
             c += LANES;
         }
         // SAFETY: features enabled on this function.
-        let mut s = unsafe { tree256(_mm256_add_ps(lo, hi)) };
-        for i in full..n {
-            let v = (t[i] - mean) * m[i];
-            let p = v * v;
-            s += p;
-        }
-        s
+        unsafe { tree256(_mm256_add_ps(lo, hi)) }
     }
 
-    // SAFETY (all six): these are only instantiated inside the `#[target_feature]` variants of the
+    // SAFETY (all ten): these are only instantiated inside the `#[target_feature]` variants of the
     // fast path, which run only after `Isa::detect` found the features.
     impl Kernels for Avx512 {
         #[inline(always)]
@@ -279,8 +356,16 @@ mod x86 {
             unsafe { sum512(x) }
         }
         #[inline(always)]
-        fn sq_dev(t: &[f32], m: &[f32], mean: f32) -> f32 {
-            unsafe { sq_dev512(t, m, mean) }
+        fn sq_dev(x: &[f32], mean: f32) -> f32 {
+            unsafe { sq_dev512(x, mean) }
+        }
+        #[inline(always)]
+        fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+            unsafe { axpy512(alpha, x, y) }
+        }
+        #[inline(always)]
+        fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
+            unsafe { moments512(x, r) }
         }
     }
 
@@ -294,8 +379,16 @@ mod x86 {
             unsafe { sum256(x) }
         }
         #[inline(always)]
-        fn sq_dev(t: &[f32], m: &[f32], mean: f32) -> f32 {
-            unsafe { sq_dev256(t, m, mean) }
+        fn sq_dev(x: &[f32], mean: f32) -> f32 {
+            unsafe { sq_dev256(x, mean) }
+        }
+        #[inline(always)]
+        fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+            unsafe { axpy256(alpha, x, y) }
+        }
+        #[inline(always)]
+        fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
+            unsafe { moments256(x, r) }
         }
     }
 }
@@ -304,23 +397,34 @@ mod x86 {
 mod tests {
     use super::*;
 
-    /// All variants give identical bits on lengths with and without a remainder.
+    /// All variants give identical bits on lengths with and without a partial block.
     #[test]
     fn variants_agree_bitwise() {
         for n in [0usize, 1, 15, 16, 17, 63, 65, 80, 512] {
             let a: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 377.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 104729 % 997) as f32 - 480.0) / 411.0).collect();
-            let m: Vec<f32> = (0..n).map(|i| if i % 5 == 4 { 0.0 } else { 1.0 }).collect();
-            let want = (Scalar::dot(&a, &b), Scalar::sum(&a), Scalar::sq_dev(&a, &m, 0.3));
+            let want = (Scalar::dot(&a, &b), Scalar::sum(&a), Scalar::sq_dev(&a, 0.3));
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
             assert!((want.0 as f64 - exact).abs() < 1e-4 * (1.0 + exact.abs()));
+            let exact_sq: f64 = a.iter().map(|x| (*x as f64 - 0.3).powi(2)).sum();
+            assert!((want.2 as f64 - exact_sq).abs() < 1e-4 * (1.0 + exact_sq));
             #[cfg(target_arch = "x86_64")]
             {
+                let mut y0 = b.clone();
+                Scalar::axpy(0.7, &a, &mut y0);
                 if std::arch::is_x86_feature_detected!("avx2") {
-                    assert_eq!((Avx2::dot(&a, &b), Avx2::sum(&a), Avx2::sq_dev(&a, &m, 0.3)), want, "avx2, n={n}");
+                    assert_eq!((Avx2::dot(&a, &b), Avx2::sum(&a), Avx2::sq_dev(&a, 0.3)), want, "avx2, n={n}");
+                    let mut y = b.clone();
+                    Avx2::axpy(0.7, &a, &mut y);
+                    assert_eq!(y, y0);
+                    assert_eq!(Avx2::moments(&a, &b), Scalar::moments(&a, &b));
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
-                    assert_eq!((Avx512::dot(&a, &b), Avx512::sum(&a), Avx512::sq_dev(&a, &m, 0.3)), want, "avx512, n={n}");
+                    assert_eq!((Avx512::dot(&a, &b), Avx512::sum(&a), Avx512::sq_dev(&a, 0.3)), want, "avx512, n={n}");
+                    let mut y = b.clone();
+                    Avx512::axpy(0.7, &a, &mut y);
+                    assert_eq!(y, y0);
+                    assert_eq!(Avx512::moments(&a, &b), Scalar::moments(&a, &b));
                 }
             }
         }

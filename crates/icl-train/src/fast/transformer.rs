@@ -24,10 +24,11 @@
 //!
 //! The E x E products are batched over the sequences as `gemm` calls.
 
+
 use icl_datagen::Batch;
 
 use super::isa::{dispatch, isa_methods, Isa};
-use super::linalg::{axpy, matmul, rm, tr};
+use super::linalg::{matmul, rm, tr};
 use super::simd::{Kernels, Scalar};
 use super::mlp::{logistic, MlpGrad, MlpRef, MlpWs};
 use crate::model::Params;
@@ -35,18 +36,22 @@ use crate::model::Params;
 pub const LN_EPS: f32 = 1e-5;
 
 /// Workspace of the one-layer transformer for batches of up to `b_max` sequences of up to
-/// `n_max` tokens. Allocated once; nothing is allocated per step. Normalized tokens are stored
-/// with a row stride `ep` (E rounded up to 16, zero padding) so the per-token loops are whole
-/// vectors.
+/// `n_max` tokens. Allocated once; nothing is allocated per step.
+///
+/// Normalized tokens are never stored: with t_j = [x_j, lo_j, hi_j] and its LayerNorm statistics
+/// (m_j, rho_j = 1/sqrt(var_j + eps)), xhat_j = rho_j (t_j - m_j), so any product with xhat_j is
+/// rho_j (t_j . v - m_j sum(v)), read straight from the batch's items. Per token that is a few
+/// passes over D floats, with only (m_j, rho_j) kept for the backward pass.
 pub struct Transformer {
     isa: Isa,
     d: usize,
     e: usize,
-    ep: usize,
     b_max: usize,
     n_max: usize,
-    /// xhat of every token, `[b][j][ep]`.
-    xh: Vec<f32>,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+    /// xhat of each query token, `[b][E]`.
+    xq: Vec<f32>,
     un: Vec<f32>,
     q: Vec<f32>,
     r: Vec<f32>,
@@ -62,9 +67,7 @@ pub struct Transformer {
     dr: Vec<f32>,
     dq: Vec<f32>,
     dres: Vec<f32>,
-    /// 1 on the first E entries of a padded row, 0 on the padding.
-    mask: Vec<f32>,
-    /// Two padded E-vectors of per-sequence scratch.
+    /// Two E-vectors of per-sequence scratch.
     v1: Vec<f32>,
     v2: Vec<f32>,
     da: Vec<f32>,
@@ -74,16 +77,16 @@ pub struct Transformer {
 impl Transformer {
     pub fn new(d: usize, width: usize, b_max: usize, n_max: usize) -> Self {
         let e = d + 2;
-        let ep = e.div_ceil(16) * 16;
         let be = b_max * e;
         Transformer {
             isa: Isa::detect(),
             d,
             e,
-            ep,
             b_max,
             n_max,
-            xh: vec![0.0; b_max * n_max * ep],
+            mean: vec![0.0; b_max * n_max],
+            rstd: vec![0.0; b_max * n_max],
+            xq: vec![0.0; be],
             un: vec![0.0; be],
             q: vec![0.0; be],
             r: vec![0.0; be],
@@ -99,9 +102,8 @@ impl Transformer {
             dr: vec![0.0; be],
             dq: vec![0.0; be],
             dres: vec![0.0; be],
-            mask: (0..ep).map(|i| if i < e { 1.0 } else { 0.0 }).collect(),
-            v1: vec![0.0; ep],
-            v2: vec![0.0; ep],
+            v1: vec![0.0; e],
+            v2: vec![0.0; e],
             da: vec![0.0; n_max],
             last: (0, 0),
         }
@@ -118,48 +120,72 @@ impl Transformer {
 
     #[inline(always)]
     fn forward_body<K: Kernels>(&mut self, p: &Params, batch: &Batch, rows: usize) {
-        let (e, ep, n) = (self.e, self.ep, batch.n);
+        let (d, e, n) = (self.d, self.e, batch.n);
         let (gamma, beta, qkv) = (&p.data[0], &p.data[1], &p.data[2]);
         let (wq, wk, wv) = (&qkv[..e * e], &qkv[e * e..2 * e * e], &qkv[2 * e * e..]);
 
         // u_N per sequence (LayerNorm of the query token), then q and r for all sequences.
         for b in 0..rows {
-            let t = &mut self.v1[..ep];
-            token(t, batch, b, n - 1);
-            layer_norm_padded::<K>(t, &self.mask, e);
-            for (((u, x), g), bb) in self.un[b * e..(b + 1) * e].iter_mut().zip(t.iter()).zip(gamma).zip(beta) {
+            let x = token_x(batch, b, n - 1);
+            let (m, rho) = ln_stats::<K>(x, 0.0, 0.0, e);
+
+            let xq = &mut self.xq[b * e..(b + 1) * e];
+            for (o, v) in xq[..d].iter_mut().zip(x) {
+                *o = (v - m) * rho;
+            }
+            xq[d] = -m * rho;
+            xq[d + 1] = -m * rho;
+            for (((u, x), g), bb) in self.un[b * e..(b + 1) * e].iter_mut().zip(xq.iter()).zip(gamma).zip(beta) {
                 *u = g * x + bb;
             }
         }
         matmul(rows, e, e, &mut self.q, false, rm(&self.un, e), tr(wq, e));
         matmul(rows, e, e, &mut self.r, false, rm(&self.q, e), rm(wk, e));
 
-        // Per sequence, with its tokens hot in cache: LayerNorm, scores, softmax, attended token.
+        // Per sequence: LayerNorm statistics and scores of every token, softmax, attended token.
         for b in 0..rows {
             let r = &self.r[b * e..(b + 1) * e];
-            let rg = &mut self.v1[..ep];
+            let rg = &mut self.v1[..e];
             for ((o, g), x) in rg.iter_mut().zip(gamma).zip(r) {
                 *o = g * x;
             }
-            rg[e..].fill(0.0);
+            let rg_sum = K::sum(rg);
             let c0 = K::dot(beta, r);
-            let xs = &mut self.xh[b * n * ep..(b + 1) * n * ep];
-            let s = &mut self.s[b * n..(b + 1) * n];
-            for (j, sj) in s.iter_mut().enumerate() {
-                let row = &mut xs[j * ep..(j + 1) * ep];
-                token(row, batch, b, j);
-                layer_norm_padded::<K>(row, &self.mask, e);
-                *sj = K::dot(row, rg) + c0;
+            let inv_e = 1.0 / e as f32;
+            for j in 0..n {
+                let x = token_x(batch, b, j);
+                let (lo, hi) = label_part(batch, b, j);
+                // One pass over the item: its sum, sum of squares and product with gamma . r.
+                let (s1, s2, sr) = K::moments(x, &rg[..d]);
+                let m = (s1 + lo + hi) * inv_e;
+                let var = ((s2 + lo * lo + hi * hi) * inv_e - m * m).max(0.0);
+                let rho = 1.0 / (var + LN_EPS).sqrt();
+                self.mean[b * n + j] = m;
+                self.rstd[b * n + j] = rho;
+                let t_dot = sr + lo * rg[d] + hi * rg[d + 1];
+                self.s[b * n + j] = rho * (t_dot - m * rg_sum) + c0;
             }
             let a = &mut self.a[b * n..(b + 1) * n];
-            let asum = softmax(s, a);
+            let asum = softmax(&self.s[b * n..(b + 1) * n], a);
             self.asum[b] = asum;
-            let zh = &mut self.v2[..ep];
-            zh.fill(0.0);
+            // zhat = sum_j a_j rho_j (t_j - m_j).
+            let zx = &mut self.v2[..e];
+            zx.fill(0.0);
+            let (mut wm, mut wlo, mut whi) = (0f32, 0f32, 0f32);
             for (j, aj) in a.iter().enumerate() {
-                axpy(*aj, &xs[j * ep..(j + 1) * ep], zh);
+                let w = aj * self.rstd[b * n + j];
+                let (lo, hi) = label_part(batch, b, j);
+                K::axpy(w, token_x(batch, b, j), &mut zx[..d]);
+                wm += w * self.mean[b * n + j];
+                wlo += w * lo;
+                whi += w * hi;
             }
-            self.zhat[b * e..(b + 1) * e].copy_from_slice(&zh[..e]);
+            let zh = &mut self.zhat[b * e..(b + 1) * e];
+            for (o, v) in zh[..d].iter_mut().zip(&zx[..d]) {
+                *o = v - wm;
+            }
+            zh[d] = wlo - wm;
+            zh[d + 1] = whi - wm;
             for (((z, zh), g), bb) in self.z[b * e..(b + 1) * e].iter_mut().zip(zh.iter()).zip(gamma).zip(beta) {
                 *z = g * zh + bb * asum;
             }
@@ -201,7 +227,7 @@ impl Transformer {
     #[inline(always)]
     fn backward_body<K: Kernels>(&mut self, p: &Params, batch: &Batch, g: &mut Params) {
         let rows = batch.b;
-        let (e, ep, n) = (self.e, self.ep, batch.n);
+        let (d, e, n) = (self.d, self.e, batch.n);
         let (gamma, beta, qkv) = (&p.data[0], &p.data[1], &p.data[2]);
         let (wq, wk, wv) = (&qkv[..e * e], &qkv[e * e..2 * e * e], &qkv[2 * e * e..]);
         let [dgamma, dbeta, dqkv, rest @ ..] = g.data.as_mut_slice() else { unreachable!() };
@@ -222,30 +248,43 @@ impl Transformer {
         // Through the softmax, per sequence.
         dgamma.fill(0.0);
         dbeta.fill(0.0);
-        self.v1[e..].fill(0.0);
         for b in 0..rows {
             let dz = &self.dz[b * e..(b + 1) * e];
-            let dzp = &mut self.v1[..ep];
+            let dzp = &mut self.v1[..e];
             for ((o, g), x) in dzp.iter_mut().zip(gamma).zip(dz) {
                 *o = g * x;
             }
+            let dzp_sum = K::sum(dzp);
             let c = K::dot(beta, dz);
             let a = &self.a[b * n..(b + 1) * n];
-            let xs = &self.xh[b * n * ep..(b + 1) * n * ep];
             let da = &mut self.da[..n];
             let mut abar = 0f32;
             for (j, (daj, aj)) in da.iter_mut().zip(a).enumerate() {
-                *daj = K::dot(&xs[j * ep..(j + 1) * ep], dzp) + c;
+                let (lo, hi) = label_part(batch, b, j);
+                let t_dot = K::dot(token_x(batch, b, j), &dzp[..d]) + lo * dzp[d] + hi * dzp[d + 1];
+                *daj = self.rstd[b * n + j] * (t_dot - self.mean[b * n + j] * dzp_sum) + c;
                 abar += aj * *daj;
             }
-            let ghat = &mut self.v2[..ep];
-            ghat.fill(0.0);
-            let mut ssum = 0f32;
+            // ghat = sum_j ds_j xhat_j = sum_j ds_j rho_j (t_j - m_j).
+            let gx = &mut self.v2[..e];
+            gx.fill(0.0);
+            let (mut ssum, mut vm, mut vlo, mut vhi) = (0f32, 0f32, 0f32, 0f32);
             for (j, (daj, aj)) in da.iter().zip(a).enumerate() {
                 let ds = aj * (daj - abar);
                 ssum += ds;
-                axpy(ds, &xs[j * ep..(j + 1) * ep], ghat);
+                let v = ds * self.rstd[b * n + j];
+                let (lo, hi) = label_part(batch, b, j);
+                K::axpy(v, token_x(batch, b, j), &mut gx[..d]);
+                vm += v * self.mean[b * n + j];
+                vlo += v * lo;
+                vhi += v * hi;
             }
+            for o in gx[..d].iter_mut() {
+                *o -= vm;
+            }
+            gx[d] = vlo - vm;
+            gx[d + 1] = vhi - vm;
+            let ghat = &*gx;
             let r = &self.r[b * e..(b + 1) * e];
             let zh = &self.zhat[b * e..(b + 1) * e];
             let asum = self.asum[b];
@@ -264,7 +303,7 @@ impl Transformer {
         self.dres[..rows * e].copy_from_slice(&self.dh0[..rows * e]);
         matmul(rows, e, e, &mut self.dres, true, rm(&self.dq, e), rm(wq, e));
         for b in 0..rows {
-            let xq = &self.xh[(b * n + n - 1) * ep..(b * n + n - 1) * ep + e];
+            let xq = &self.xq[b * e..(b + 1) * e];
             let dres = &self.dres[b * e..(b + 1) * e];
             for i in 0..e {
                 dgamma[i] += dres[i] * xq[i];
@@ -274,16 +313,34 @@ impl Transformer {
     }
 }
 
-/// Token j of sequence b into `t`: the item, then the one-hot label (zero for the query, the last
-/// token), then zero padding.
+/// The item of token j of sequence b.
 #[inline(always)]
-fn token(t: &mut [f32], batch: &Batch, b: usize, j: usize) {
+pub fn token_x(batch: &Batch, b: usize, j: usize) -> &[f32] {
     let (n, d) = (batch.n, batch.d);
-    t[..d].copy_from_slice(&batch.x[(b * n + j) * d..(b * n + j + 1) * d]);
-    let (lo, hi) = if j + 1 < n { one_hot(batch.labels[b * n + j]) } else { (0.0, 0.0) };
-    t[d] = lo;
-    t[d + 1] = hi;
-    t[d + 2..].fill(0.0);
+    &batch.x[(b * n + j) * d..(b * n + j + 1) * d]
+}
+
+/// The one-hot label part of token j (zero for the query, the last token).
+#[inline(always)]
+fn label_part(batch: &Batch, b: usize, j: usize) -> (f32, f32) {
+    if j + 1 < batch.n {
+        one_hot(batch.labels[b * batch.n + j])
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// LayerNorm statistics of the token [x, lo, hi] of dimension e: its mean and
+/// 1/sqrt(var + eps) with the biased variance (PyTorch's LayerNorm), from one pass over x
+/// (var = mean of squares - square of mean; the items are N(0, I/D) draws and the label part is
+/// 0/1, so the cancellation costs nothing at f32 precision).
+#[inline(always)]
+pub fn ln_stats<K: Kernels>(x: &[f32], lo: f32, hi: f32, e: usize) -> (f32, f32) {
+    let inv_e = 1.0 / e as f32;
+    let (s1, s2, _) = K::moments(x, x);
+    let m = (s1 + lo + hi) * inv_e;
+    let var = ((s2 + lo * lo + hi * hi) * inv_e - m * m).max(0.0);
+    (m, 1.0 / (var + LN_EPS).sqrt())
 }
 
 /// The reference's label encoding: label y in {0, 1} one-hot, with l = 2y - 1; so l = -1 is
@@ -294,19 +351,6 @@ pub fn one_hot(l: f32) -> (f32, f32) {
         (0.0, 1.0)
     } else {
         (1.0, 0.0)
-    }
-}
-
-/// LayerNorm without affine of the first `e` entries of a zero-padded row (length a multiple of
-/// 16): `t <- (t - mean) / sqrt(var + eps)` with the biased variance, as PyTorch. `mask` is 1 on
-/// the first `e` entries and 0 on the padding, which stays 0. Whole 16-lane vectors, fixed order.
-#[inline(always)]
-pub fn layer_norm_padded<K: Kernels>(t: &mut [f32], mask: &[f32], e: usize) {
-    let inv_e = 1.0 / e as f32;
-    let mean = K::sum(t) * inv_e;
-    let rstd = 1.0 / (K::sq_dev(t, mask, mean) * inv_e + LN_EPS).sqrt();
-    for (v, m) in t.iter_mut().zip(mask) {
-        *v = (*v - mean) * rstd * m;
     }
 }
 
