@@ -28,7 +28,7 @@ diff: build
 	$(ICL) diff results/ci/claims.parquet $$out/claims.parquet
 
 bench:
-	cargo run --release -p icl-train --bin icl-bench
+	cargo run --release -p icl-train --bin icl-train -- bench
 
 clean:
 	rm -rf data/objects data/runs data/index data/logs data/tmp data/resume

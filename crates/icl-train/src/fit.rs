@@ -93,11 +93,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         Event::Saved { .. } => {}
         Event::Eval { row } => {
             pb.set_position(row.iteration);
-            let line = format!(
-                "it {:>9} ep {:>8.2} | train loss {:.4} acc {:.3} | ICL acc {:.3} loss {:.4} | IWL acc {:.3} loss {:.4} | beta_eff {:.3} w_eff {:.3} | c1 {:.3e} c3 {:.3e}",
-                row.iteration, row.epoch, row.train_loss, row.train_acc, row.icl_acc, row.icl_loss, row.iwl_acc, row.iwl_loss,
-                row.beta_eff, row.w_eff, row.c1, row.c3
-            );
+            let line = log_line(row);
             pb.set_message(format!("ICL {:.3} IWL {:.3}", row.icl_acc, row.iwl_acc));
             if quiet {
                 eprintln!("{line}");
@@ -121,6 +117,15 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// One readable line per evaluation.
+pub fn log_line(row: &crate::train::CurveRow) -> String {
+    format!(
+        "it {:>9} ep {:>8.2} | train loss {:.4} acc {:.3} | ICL acc {:.3} loss {:.4} | IWL acc {:.3} loss {:.4} | beta_eff {:.3} w_eff {:.3} | c1 {:.3e} c3 {:.3e}",
+        row.iteration, row.epoch, row.train_loss, row.train_acc, row.icl_acc, row.icl_loss, row.iwl_acc, row.iwl_loss,
+        row.beta_eff, row.w_eff, row.c1, row.c3
+    )
 }
 
 fn read_files(a: &FitArgs) -> anyhow::Result<RunInputs> {

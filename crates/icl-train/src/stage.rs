@@ -39,10 +39,12 @@ impl Stage for TrainStage {
             errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
         );
         let inputs = read_inputs(task)?;
-        let mut log = |e: Event| {
-            if let Event::Resumed { iteration } = e {
-                eprintln!("resumed at iteration {iteration}");
-            }
+        // One line per evaluation on stderr (the runner keeps it as the task's log).
+        let mut log = |e: Event| match e {
+            Event::Resumed { iteration } => eprintln!("resumed at iteration {iteration}"),
+            Event::Eval { row } => eprintln!("{}", crate::fit::log_line(row)),
+            Event::Saved { iteration } => eprintln!("state saved at iteration {iteration}"),
+            Event::Step { .. } => {}
         };
         let result = train(&p, &inputs, task.resume_dir.as_deref(), &mut log)?;
         write_outputs(&p, &result, |name, ext| task.output_path(name, ext))

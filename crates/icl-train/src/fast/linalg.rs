@@ -25,6 +25,17 @@ fn fits(v: &View, rows: usize, cols: usize) -> bool {
     rows == 0 || cols == 0 || (rows - 1) * v.rs + (cols - 1) * v.cs < v.data.len()
 }
 
+thread_local! {
+    static IN_GEMM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside `gemm::gemm` right now. The `gemm` crate (0.19) allocates its
+/// packing buffer on every call; everything else in a training step is preallocated. The
+/// allocation test uses this to tell the two apart.
+pub fn inside_gemm() -> bool {
+    IN_GEMM.with(|f| f.get())
+}
+
 /// `dst (m x n, row-major) = [dst +] a (m x k) * b (k x n)`, one thread.
 pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a: View, b: View) {
     assert!(dst.len() >= m * n, "matmul: dst has {} < {m}x{n}", dst.len());
@@ -38,6 +49,7 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a
         }
         return;
     }
+    IN_GEMM.with(|f| f.set(true));
     // SAFETY: bounds of all three operands were checked above; dst does not alias a or b
     // (it is a distinct &mut borrow).
     unsafe {
@@ -63,6 +75,7 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a
             gemm::Parallelism::None,
         );
     }
+    IN_GEMM.with(|f| f.set(false));
 }
 
 /// `out (cols x rows) = m^T` for a row-major `rows x cols` matrix: 16 x 16 tiles through a local
