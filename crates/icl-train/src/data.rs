@@ -24,7 +24,7 @@ enum SourceKind {
     Sequences(Box<Sampler>),
     /// MLP-only: each row is one training item drawn uniformly (with replacement), as a sequence
     /// of length 1 (the query).
-    Items { items: Arc<ItemSet>, labels: Vec<f32>, seed: u64, rng: ChaCha8Rng },
+    Items { items: Arc<ItemSet>, labels: Vec<f32>, seed: u64, rng: Box<ChaCha8Rng> },
 }
 
 /// The resumable position of a [`TrainSource`].
@@ -50,7 +50,7 @@ impl TrainSource {
                     items,
                     labels: labels.iter().map(|l| *l as f32).collect(),
                     seed: p.seed,
-                    rng: icl_datagen::rng_for(p.seed, STREAM_TRAIN),
+                    rng: Box::new(icl_datagen::rng_for(p.seed, STREAM_TRAIN)),
                 },
                 batch: Batch::new(p.batch, 1, p.d),
             });
@@ -97,7 +97,7 @@ impl TrainSource {
             (SourceKind::Sequences(s), SourceState::Sequences { sampler }) => Ok(s.restore(sampler)?),
             (SourceKind::Items { seed, rng, .. }, SourceState::Items { seed: s2, word_pos }) => {
                 anyhow::ensure!(seed == s2, "saved state is for seed {s2}, this run has seed {seed}");
-                *rng = icl_datagen::rng_for(*seed, STREAM_TRAIN);
+                **rng = icl_datagen::rng_for(*seed, STREAM_TRAIN);
                 rng.set_word_pos(word_pos.parse().context("bad word_pos in saved state")?);
                 Ok(())
             }
@@ -116,11 +116,7 @@ pub struct TestSet {
 
 impl TestSet {
     pub fn n_seq(&self) -> usize {
-        if self.n == 0 {
-            0
-        } else {
-            self.ids.len() / self.n
-        }
+        self.ids.len().checked_div(self.n).unwrap_or(0)
     }
 
     /// The ICL test set over its novel items (labels from the artifact).

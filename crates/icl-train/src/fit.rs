@@ -78,8 +78,11 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let total = p.total_iters();
     let pb = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
     pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} it  {per_sec}  ETA {eta}  {msg}")
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} it  {rate}  ETA {eta}  {msg}")
             .expect("static template")
+            .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} it/s", s.per_sec());
+            })
             .progress_chars("=> "),
     );
     let quiet = a.quiet;

@@ -245,7 +245,7 @@ impl TrainParams {
             if self.k.is_infinite() {
                 err("context", "equalized contexts need a finite K (got K = inf)".into());
             }
-            if self.n % 2 != 0 || self.n < 4 {
+            if !self.n.is_multiple_of(2) || self.n < 4 {
                 err("N", format!("equalized contexts need an even N >= 4 (got {})", self.n));
             }
         }

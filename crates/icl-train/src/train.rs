@@ -204,10 +204,10 @@ pub fn train(
         correct += c;
         seen += batch.b;
         steps_since += 1;
-        if iteration % 64 == 0 {
+        if iteration.is_multiple_of(64) {
             on_event(Event::Step { iteration, total });
         }
-        if iteration % eval_every == 0 || iteration == total {
+        if iteration.is_multiple_of(eval_every) || iteration == total {
             let train = (loss_sum / steps_since as f64, correct as f64 / seen as f64);
             let row = curve_row(p, iteration, train, evaluator.evaluate(&mut net, &params)?);
             (loss_sum, correct, seen, steps_since) = (0.0, 0, 0, 0);

@@ -253,7 +253,7 @@ fn stage_binary_survives_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let p = serde_json::json!({
         "model": "transformer", "D": 16, "N": 16, "K": 40, "width": 64, "batch": 32, "lr": 0.05,
-        "epochs": 40, "iters_per_epoch": 50, "seed": 3, "early_stop": null, "save_every": 50
+        "epochs": 100, "iters_per_epoch": 50, "seed": 3, "early_stop": null, "save_every": 50
     });
     let tp = TrainParams::from_json(&p).unwrap();
     let inputs = icl_train::fit::generate(&tp, 100).unwrap();
@@ -289,10 +289,11 @@ fn stage_binary_survives_kill_9() {
         ["curve.parquet", "summary.parquet", "checkpoint.safetensors"].iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect()
     };
     let (fa, da) = task("a", None);
-    assert!(std::process::Command::new(bin).args(["run", "--task"]).arg(&fa).status().unwrap().success());
+    let quiet = || std::process::Stdio::null();
+    assert!(std::process::Command::new(bin).args(["run", "--task"]).arg(&fa).stderr(quiet()).status().unwrap().success());
 
     let (fb, db) = task("b", Some("resume"));
-    let mut child = std::process::Command::new(bin).args(["run", "--task"]).arg(&fb).spawn().unwrap();
+    let mut child = std::process::Command::new(bin).args(["run", "--task"]).arg(&fb).stderr(quiet()).spawn().unwrap();
     let state = tmp.path().join("resume").join("state.json");
     let t0 = std::time::Instant::now();
     while !state.exists() {
@@ -433,5 +434,69 @@ fn training_steps_do_not_allocate() {
             let after = ALLOCS.with(|c| c.get());
             assert_eq!(after - before, 0, "{model} K={}: {} allocations in 20 steps", p.k, after - before);
         }
+    }
+}
+
+/// The candle engine (autograd at f32, for cross-checks) and the fast engine take the same step.
+#[test]
+fn candle_engine_matches_fast_engine() {
+    for kind in ALL {
+        let (d, w, n, b) = (12, 16, 6, 8);
+        let p = params(kind, d, w, 21);
+        let bt = batch(b, n, d, 8, 22);
+        let (mut gf, mut gc) = (p.zeros_like(), p.zeros_like());
+        let (lf, cf) = Net::new(p.arch, b, n).loss_and_grad(&p, &bt, &mut gf).unwrap();
+        let mut candle = Net::candle(b, n);
+        assert!(!candle.is_fast());
+        let (lc, cc) = candle.loss_and_grad(&p, &bt, &mut gc).unwrap();
+        assert!((lf - lc).abs() < 1e-5 && cf == cc, "{kind}: loss {lf} vs {lc}, correct {cf} vs {cc}");
+        for ((s, f), c) in p.specs.iter().zip(&gf.data).zip(&gc.data) {
+            let scale = f.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = f.iter().zip(c).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-4 * scale + 1e-7, "{kind}: {}: {worst:e} of {scale:e}", s.name);
+        }
+        let fl = Net::new(p.arch, b, n).eval_chunk(&p, &bt, b, true).unwrap().logits.to_vec();
+        let cl = candle.eval_chunk(&p, &bt, b, true).unwrap().logits.to_vec();
+        for (a, c) in fl.iter().zip(&cl) {
+            assert!((a - c).abs() < 1e-4, "{kind}: logit {a} vs {c}");
+        }
+    }
+}
+
+/// `curve` and `summary` have the ARCHITECTURE.md schemas; K = inf is a null K.
+#[test]
+fn artifact_schemas_follow_architecture() {
+    use arrow::array::{Array, Int64Array};
+    use arrow::datatypes::DataType;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tiny("transformer", serde_json::json!("inf"), 6, serde_json::json!({"epochs": 2, "iters_per_epoch": 10}));
+    outputs(&p, tmp.path(), None);
+    let curve = icl_store::parquet::read_batch(&tmp.path().join("curve.parquet")).unwrap();
+    let names: Vec<String> = curve.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, icl_train::CurveRow::COLUMNS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(curve.schema().field(0).data_type(), &DataType::UInt64);
+    assert!(curve.schema().fields().iter().skip(1).all(|f| f.data_type() == &DataType::Float64));
+    assert_eq!(curve.num_rows(), 3, "iterations 0, 10, 20");
+    let s = icl_store::parquet::read_batch(&tmp.path().join("summary.parquet")).unwrap();
+    assert_eq!(s.num_rows(), 1);
+    let k = s.column_by_name("K").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+    assert!(k.is_null(0));
+    for (name, ty) in [
+        ("final_icl_acc", DataType::Float64),
+        ("final_iwl_acc", DataType::Float64),
+        ("final_icl_loss", DataType::Float64),
+        ("final_iwl_loss", DataType::Float64),
+        ("iterations", DataType::UInt64),
+        ("t_icl", DataType::UInt64),
+        ("acquired", DataType::Boolean),
+        ("peak_icl_acc", DataType::Float64),
+        ("early_stopped", DataType::Boolean),
+        ("beta0_eff", DataType::Float64),
+        ("model", DataType::Utf8),
+        ("N", DataType::Int64),
+        ("seed", DataType::Int64),
+        ("lr", DataType::Float64),
+    ] {
+        assert_eq!(s.column_by_name(name).unwrap_or_else(|| panic!("no column {name}")).data_type(), &ty, "{name}");
     }
 }

@@ -46,8 +46,8 @@ enum Engine {
 /// Outputs of [`Net::eval_chunk`] for its `rows` sequences.
 pub struct EvalChunk<'a> {
     pub logits: &'a [f32],
-    /// The query's attention scores over the N positions (`rows x N`; minimal: over the N-1
-    /// context positions, `rows x (N-1)`); `None` without attention.
+    /// The query's (last-layer) attention scores over the N positions, `rows x N`; `None` for
+    /// the minimal model (whose beta is read directly) and the MLP-only model.
     pub scores: Option<&'a [f32]>,
     /// Logits with the (last) attention output at the query removed; `None` without attention.
     pub no_attention: Option<&'a [f32]>,

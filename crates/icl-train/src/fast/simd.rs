@@ -26,10 +26,7 @@ pub const LANES: usize = 16;
 /// r = q[..2] + q[2..], r[0] + r[1].
 #[inline(always)]
 fn tree(v: &[f32; LANES]) -> f32 {
-    let mut h = [0f32; 8];
-    for l in 0..8 {
-        h[l] = v[l] + v[l + 8];
-    }
+    let h: [f32; 8] = std::array::from_fn(|l| v[l] + v[l + 8]);
     let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
     let r = [q[0] + q[2], q[1] + q[3]];
     r[0] + r[1]
@@ -41,8 +38,8 @@ fn tree(v: &[f32; LANES]) -> f32 {
 fn lanes(n: usize, f: impl Fn(usize) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     for c in (0..n).step_by(LANES) {
-        for l in 0..LANES {
-            acc[l] += if c + l < n { f(c + l) } else { 0.0 };
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += if c + l < n { f(c + l) } else { 0.0 };
         }
     }
     tree(&acc)
