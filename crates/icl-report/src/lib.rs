@@ -151,6 +151,49 @@ fn checks_table(details: &serde_json::Value) -> Option<String> {
     Some(s)
 }
 
+/// The prediction rows of a claim's details (`{"predictions": [{"quantity", "at", "fit_on",
+/// "predicted", "measured", "low", "high", "interval", "ratio"}]}`): a theory fed with one part of
+/// the data predicts another part it never saw.
+fn prediction_rows(details: &serde_json::Value) -> Vec<[String; 6]> {
+    let Some(rows) = details.get("predictions").and_then(|v| v.as_array()) else {
+        return Vec::new();
+    };
+    let f = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_f64()).map(fmt_num).unwrap_or_else(|| "n/a".into());
+    let t = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    rows.iter()
+        .map(|r| {
+            let interval = t(r, "interval");
+            let measured = format!(
+                "{} [{}, {}]{}",
+                f(r, "measured"),
+                f(r, "low"),
+                f(r, "high"),
+                if interval.is_empty() { String::new() } else { format!(" ({interval})") }
+            );
+            [t(r, "quantity"), t(r, "at"), t(r, "fit_on"), f(r, "predicted"), measured, f(r, "ratio")]
+        })
+        .collect()
+}
+
+fn predictions_table(rows: &[[String; 6]], claim: Option<&str>) -> String {
+    let mut s = String::new();
+    if claim.is_some() {
+        s.push_str("| claim ");
+    }
+    s.push_str("| predicted quantity | at (held out) | predicted from | predicted | measured [interval] | measured / predicted |\n");
+    if claim.is_some() {
+        s.push_str("|---");
+    }
+    s.push_str("|---|---|---|---|---|---|\n");
+    for r in rows {
+        if let Some(c) = claim {
+            let _ = write!(s, "| [{c}](#{}) ", c.to_lowercase());
+        }
+        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", cell(&r[0]), cell(&r[1]), cell(&r[2]), cell(&r[3]), cell(&r[4]), cell(&r[5]));
+    }
+    s
+}
+
 /// REPORT.md text.
 pub fn render(claims: &[Claim], p: &ReportParams) -> String {
     let mut md = String::new();
@@ -204,6 +247,27 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
         );
     }
     md.push('\n');
+    let mut all_predictions = String::new();
+    for c in claims {
+        if let Ok(d) = serde_json::from_str::<serde_json::Value>(&c.details) {
+            let rows = prediction_rows(&d);
+            if !rows.is_empty() {
+                let t = predictions_table(&rows, Some(&c.claim));
+                // Keep one header: drop the first two lines of every table after the first.
+                if all_predictions.is_empty() {
+                    all_predictions = t;
+                } else {
+                    all_predictions.extend(t.lines().skip(2).map(|l| format!("{l}\n")));
+                }
+            }
+        }
+    }
+    if !all_predictions.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Prediction tests\n\nThe theory, fed with measurements from one part of the sweep, predicts a part it was not fitted to.\n\n{all_predictions}"
+        );
+    }
     for c in claims {
         let _ = writeln!(md, "<a id=\"{}\"></a>\n", c.claim.to_lowercase());
         let _ = writeln!(md, "## {}: {} ({})\n", c.claim, verdict_md(c.verdict), c.figure);
@@ -223,6 +287,10 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
         if let Some(d) = &parsed {
             if let Some(t) = checks_table(d) {
                 let _ = writeln!(md, "Checks behind the verdict:\n\n{t}");
+            }
+            let rows = prediction_rows(d);
+            if !rows.is_empty() {
+                let _ = writeln!(md, "Prediction against measurement:\n\n{}", predictions_table(&rows, None));
             }
             if let Some(rule) = d.get("verdict_rule").and_then(|v| v.as_str()) {
                 let _ = writeln!(md, "Verdict rule: {rule}.\n");
@@ -302,6 +370,19 @@ mod tests {
         assert_eq!(fmt_num(0.00012), "1.2e-4");
         assert_eq!(fmt_num(f64::NAN), "n/a");
         assert_eq!(fmt_num(-2.5), "-2.50");
+    }
+
+    #[test]
+    fn predictions_are_tabulated() {
+        let d = serde_json::json!({"predictions": [
+            {"quantity": "K*", "at": "N = 16", "fit_on": "N = 8, 12", "predicted": 1000.0,
+             "measured": 900.0, "low": 800.0, "high": 1100.0, "interval": "95%", "ratio": 0.9}]});
+        let rows = prediction_rows(&d);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][4], "900 [800, 1100] (95%)");
+        let t = predictions_table(&rows, Some("C6"));
+        assert!(t.contains("| [C6](#c6) | K* | N = 16 | N = 8, 12 | 1000 | 900 [800, 1100] (95%) | 0.900 |"), "{t}");
+        assert!(prediction_rows(&serde_json::json!({"checks": []})).is_empty());
     }
 
     #[test]

@@ -278,6 +278,41 @@ fn statistics(cells: &[Cell], medians: &[f64]) -> Option<Stat> {
     })
 }
 
+/// Rows of the report's "prediction against measurement" table (icl-report renders the
+/// `predictions` convention): held-out (N, beta0) cells, and the K* predicted from the MLP-only law.
+fn predictions(cells: &[Cell], scale: Option<f64>, fit_n: &[u64], kchecks: &[KstarCheck]) -> Vec<serde_json::Value> {
+    let fit = format!(
+        "t_ICL at N = {} (one time-scale constant)",
+        fit_n.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let mut rows: Vec<serde_json::Value> = cells
+        .iter()
+        .filter(|c| !c.in_fit && c.in_regime)
+        .filter_map(|c| {
+            let pred = c.ode * scale?;
+            Some(json!({
+                "quantity": "median t_ICL (iterations)",
+                "at": format!("N = {}, beta0 = {}", c.n, c.beta0),
+                "fit_on": fit,
+                "predicted": num(pred), "measured": num(c.median), "low": num(c.q25), "high": num(c.q75),
+                "interval": "quartiles over seeds",
+                "ratio": num(c.median / pred),
+            }))
+        })
+        .collect();
+    for k in kchecks {
+        rows.push(json!({
+            "quantity": "K* of the minimal model",
+            "at": format!("N = {}, beta0 = {}", k.n, k.beta0),
+            "fit_on": "MLP-only memorization law I_K = A K^nu at the same budget (C5's runs); nothing from the minimal K sweep",
+            "predicted": num(k.predicted), "measured": num(k.measured), "low": num(k.measured_low), "high": num(k.measured_high),
+            "interval": "95% bootstrap over seeds",
+            "ratio": num(k.ratio),
+        }));
+    }
+    rows
+}
+
 /// The K* part: a minimal-model K sweep per (N, beta0) and MLP-only curves for I_K.
 #[derive(Debug, Clone, Serialize)]
 pub struct KstarCheck {
@@ -696,6 +731,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
             "measured_over_ode": num(c.median / c.ode), "in_fit": c.in_fit, "in_regime": c.in_regime,
         })).collect::<Vec<_>>(),
         "kstar": kchecks.iter().map(|k| serde_json::to_value(k).unwrap_or_default()).collect::<Vec<_>>(),
+        "predictions": predictions(&cells, point.as_ref().map(|s| s.ln_scale.exp()), &fit_n, &kchecks),
         "s_star_branches": "s* = e^-beta0 sigma*(c2 e^-beta0): ~ sqrt(pi/2) e^-beta0 for e^beta0 >> c2, ~ (c2/2) e^-2beta0 for e^beta0 << c2",
     });
     let claim = Claim {

@@ -219,6 +219,18 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
         "nu_measured": nu.map(|n: NuFromClaim| json!({"nu": num(n.nu), "low": num(n.low), "high": num(n.high), "one_over_nu": num(1.0 / n.nu), "one_over_nu_interval": [num(1.0 / n.high), num(1.0 / n.low)]})),
         "paper_slope": 1.0 / PAPER_NU,
         "holdout": holdout.as_ref().map(|h| serde_json::to_value(h).unwrap_or_default()),
+        "predictions": holdout.as_ref().map(|h| vec![json!({
+            "quantity": "K* (sigmoid midpoint)",
+            "at": format!("N = {}", h.n),
+            "fit_on": format!(
+                "K* at N = {} with slope {:.3} ({src})",
+                h.fit_n.iter().map(|n| format!("{n}")).collect::<Vec<_>>().join(", "),
+                h.slope_used
+            ),
+            "predicted": num(h.predicted), "measured": num(h.measured), "low": num(h.measured_low), "high": num(h.measured_high),
+            "interval": format!("{:.0}% bootstrap over seeds", 100.0 * s.level),
+            "ratio": num(h.ratio),
+        })]).unwrap_or_default(),
         "min_rise": p.min_rise,
         "checks": checks_json(&checks),
         "per_N": s.per_n.iter().enumerate().map(|(i, (n, f))| json!({
