@@ -1,44 +1,24 @@
 //! The one-row `claim` table (schema in ARCHITECTURE.md) and the verdict vocabulary.
 
 use anyhow::Result;
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use std::path::Path;
-use std::sync::Arc;
 
-/// Verdict strings, computed from the data by each claim's rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Reproduced,
-    Partly,
-    NotReproduced,
-    /// Not enough valid data to decide (e.g. no K* could be fitted).
-    Inconclusive,
-}
+/// The verdict vocabulary and the claim table's one Arrow schema live in icl-eval (shared by every
+/// claim crate and read by icl-report); this module adds the check-list helpers fit-nu's stages use.
+pub use icl_eval::claim::Verdict;
 
-impl Verdict {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Reproduced => "reproduced",
-            Verdict::Partly => "partly",
-            Verdict::NotReproduced => "not reproduced",
-            Verdict::Inconclusive => "inconclusive",
-        }
-    }
-
-    /// All parts pass: reproduced; some pass: partly; none: not reproduced.
-    pub fn from_parts(parts: &[bool]) -> Self {
-        let ok = parts.iter().filter(|p| **p).count();
-        if parts.is_empty() {
-            Verdict::Inconclusive
-        } else if ok == parts.len() {
-            Verdict::Reproduced
-        } else if ok > 0 {
-            Verdict::Partly
-        } else {
-            Verdict::NotReproduced
-        }
+/// All parts pass: reproduced; some pass: partly; none: not reproduced; no parts: inconclusive.
+pub fn verdict_from_parts(parts: &[bool]) -> Verdict {
+    let ok = parts.iter().filter(|p| **p).count();
+    if parts.is_empty() {
+        Verdict::Inconclusive
+    } else if ok == parts.len() {
+        Verdict::Reproduced
+    } else if ok > 0 {
+        Verdict::Partly
+    } else {
+        Verdict::Not
     }
 }
 
@@ -63,9 +43,9 @@ impl Check {
     }
 }
 
-/// Verdict of a list of checks ([`Verdict::from_parts`]).
+/// Verdict of a list of checks ([`verdict_from_parts`]).
 pub fn verdict_of(checks: &[Check]) -> Verdict {
-    Verdict::from_parts(&checks.iter().map(|c| c.pass).collect::<Vec<_>>())
+    verdict_from_parts(&checks.iter().map(|c| c.pass).collect::<Vec<_>>())
 }
 
 /// The checks as JSON for `details.checks`.
@@ -99,26 +79,25 @@ impl Claim {
     /// Columns: claim, figure, statement, paper_value, unit, profile, verdict, details: Utf8;
     /// value, low, high: Float64 (null for NaN); n_runs: Int64.
     pub fn to_batch(&self) -> Result<RecordBatch> {
-        let s = |v: &str| Arc::new(StringArray::from(vec![v.to_string()])) as ArrayRef;
-        let f = |v: f64| Arc::new(Float64Array::from(vec![v.is_finite().then_some(v)])) as ArrayRef;
-        let details = serde_json::to_string(&sanitize(&self.details))?;
-        Ok(RecordBatch::try_from_iter(vec![
-            ("claim", s(&self.claim)),
-            ("figure", s(&self.figure)),
-            ("statement", s(&self.statement)),
-            ("paper_value", s(&self.paper_value)),
-            ("value", f(self.value)),
-            ("low", f(self.low)),
-            ("high", f(self.high)),
-            ("unit", s(&self.unit)),
-            ("profile", s(&self.profile)),
-            ("verdict", s(self.verdict.as_str())),
-            (
-                "n_runs",
-                Arc::new(Int64Array::from(vec![self.n_runs])) as ArrayRef,
-            ),
-            ("details", s(&details)),
-        ])?)
+        icl_eval::claim::to_batch(&[self.record()?])
+    }
+
+    /// The shared claim record, with `details` sanitized ([`sanitize`]) and serialized.
+    pub fn record(&self) -> Result<icl_eval::claim::Claim> {
+        Ok(icl_eval::claim::Claim {
+            claim: self.claim.clone(),
+            figure: self.figure.clone(),
+            statement: self.statement.clone(),
+            paper_value: self.paper_value.clone(),
+            value: self.value,
+            low: self.low,
+            high: self.high,
+            unit: self.unit.clone(),
+            profile: self.profile.clone(),
+            verdict: self.verdict,
+            n_runs: self.n_runs,
+            details: serde_json::to_string(&sanitize(&self.details))?,
+        })
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -228,11 +207,11 @@ mod tests {
     }
 
     #[test]
-    fn verdict_from_parts() {
-        assert_eq!(Verdict::from_parts(&[true, true]), Verdict::Reproduced);
-        assert_eq!(Verdict::from_parts(&[true, false]), Verdict::Partly);
-        assert_eq!(Verdict::from_parts(&[false]), Verdict::NotReproduced);
-        assert_eq!(Verdict::from_parts(&[]), Verdict::Inconclusive);
+    fn verdicts_from_parts() {
+        assert_eq!(verdict_from_parts(&[true, true]), Verdict::Reproduced);
+        assert_eq!(verdict_from_parts(&[true, false]), Verdict::Partly);
+        assert_eq!(verdict_from_parts(&[false]), Verdict::Not);
+        assert_eq!(verdict_from_parts(&[]), Verdict::Inconclusive);
         assert_eq!(round_sig(123456.789, 3), 123000.0);
         assert_eq!(round_sig(0.000123456, 2), 0.00012);
     }
