@@ -5,7 +5,7 @@ PROFILE ?= quick
 JOBS ?= $(shell nproc)
 ICL := $(CARGO_TARGET_DIR)/release/icl
 
-.PHONY: build reproduce test diff bench status clean
+.PHONY: build reproduce test test-slurm diff bench status clean
 
 # Binaries and tests in one cargo call: cargo unifies dependency features over the selected
 # targets, so building them separately would compile the heavy dependencies twice.
@@ -20,6 +20,10 @@ status: build
 
 test: build
 	cargo test --release --workspace
+
+# The Slurm executor against a real single-node Slurm (ci/slurm/; SKIP when Slurm is absent).
+test-slurm: build
+	ci/slurm/test.sh
 
 # Run the `ci` profile into a scratch folder and compare its claim table with the committed one.
 diff: build

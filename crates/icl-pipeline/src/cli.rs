@@ -4,7 +4,7 @@
 use crate::app::{Ctx, Env};
 use crate::config::Config;
 use crate::error::CliError;
-use crate::run::RunOpts;
+use crate::run::{ExecutorKind, RunOpts};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +61,12 @@ pub enum Cmd {
         /// Exit with code 3 instead of waiting when another runner holds the store's lock.
         #[arg(long)]
         no_wait: bool,
+        /// Where tasks run: `local` child processes, or `slurm` job arrays (the store must be on
+        /// a filesystem the compute nodes share).
+        #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+        executor: ExecutorArg,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Per stage: tasks cached, to run, and blocked on upstream tasks that must run first.
     Status {
@@ -104,6 +110,93 @@ pub enum Cmd {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+/// `--executor slurm` options; each overrides the `slurm:` key of the same name in
+/// pipeline.yaml (and its profile).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Slurm executor (override the slurm: section of pipeline.yaml)")]
+pub struct SlurmArgs {
+    /// sbatch --partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// sbatch --account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// sbatch --time per array task (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// sbatch --mem per array task (e.g. 4G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// sbatch --cpus-per-task [default: the largest `threads` of a batch's tasks].
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// At most this many array tasks of one job at once (--array=0-N%THROTTLE).
+    #[arg(long)]
+    pub array_throttle: Option<u32>,
+    /// Resubmit a failed array task up to this many times [default: 2].
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+    /// Seconds between squeue polls [default: 10].
+    #[arg(long)]
+    pub poll_interval: Option<f64>,
+}
+
+impl SlurmArgs {
+    fn any(&self) -> bool {
+        self.partition.is_some()
+            || self.account.is_some()
+            || self.time.is_some()
+            || self.mem.is_some()
+            || self.cpus_per_task.is_some()
+            || self.array_throttle.is_some()
+            || self.max_retries.is_some()
+            || self.poll_interval.is_some()
+    }
+
+    fn raw(&self) -> crate::config::RawSlurm {
+        crate::config::RawSlurm {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            time: self.time.clone(),
+            mem: self.mem.clone(),
+            cpus_per_task: self.cpus_per_task,
+            array_throttle: self.array_throttle,
+            max_retries: self.max_retries,
+            poll_interval: self.poll_interval,
+        }
+    }
+}
+
+/// The executor from `--executor` and the slurm options (file, profile, then command line).
+fn executor(ctx: &Ctx, arg: ExecutorArg, args: &SlurmArgs) -> Result<ExecutorKind, CliError> {
+    match arg {
+        ExecutorArg::Local => {
+            if args.any() {
+                return Err(CliError::Usage(
+                    "the Slurm options (--partition, --account, --time, --mem, --cpus-per-task, \
+                     --array-throttle, --max-retries, --poll-interval) need --executor slurm"
+                        .into(),
+                ));
+            }
+            Ok(ExecutorKind::Local)
+        }
+        ExecutorArg::Slurm => {
+            let file = ctx.cfg.slurm(&ctx.plan.res.profile)?;
+            let cli = args.raw();
+            if let Some((k, msg)) = cli.problems().into_iter().next() {
+                return Err(CliError::Usage(format!("--{}: {msg}", k.replace('_', "-"))));
+            }
+            Ok(ExecutorKind::Slurm(file.merged(&cli).settings()))
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -138,8 +231,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             stages,
             publish_dir,
             no_wait,
+            executor: exec_arg,
+            slurm,
         } => {
             let ctx = Ctx::load(&env, profile.as_deref(), true)?;
+            let executor = executor(&ctx, exec_arg, &slurm)?;
             let jobs = jobs.map(|j| j as usize).unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -152,6 +248,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     stages,
                     publish_dir,
                     no_wait,
+                    executor,
                 },
             )?;
             Ok(())

@@ -104,6 +104,9 @@ pub struct RawPipeline {
     pub publish_dir: Option<String>,
     #[serde(default)]
     pub diff: Option<DiffConfig>,
+    /// Defaults of `icl reproduce --executor slurm` (see [`SlurmSettings`]).
+    #[serde(default)]
+    pub slurm: Option<RawSlurm>,
     pub stages: Ordered<RawStage>,
     #[serde(default)]
     pub profiles: Ordered<Option<RawProfile>>,
@@ -134,6 +137,9 @@ pub struct RawStage {
 pub struct RawProfile {
     #[serde(default)]
     pub publish_dir: Option<String>,
+    /// Overrides the top-level `slurm:` section key by key.
+    #[serde(default)]
+    pub slurm: Option<RawSlurm>,
     #[serde(default)]
     pub stages: Ordered<Option<RawOverride>>,
 }
@@ -149,6 +155,166 @@ pub struct RawOverride {
     pub matrix: Ordered<serde_yaml::Value>,
     #[serde(default)]
     pub threads: Option<usize>,
+}
+
+/// `slurm:` section (top level, or in a profile to override it key by key): the Slurm
+/// executor's job options. Every key is optional; the command line overrides them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlurm {
+    /// `sbatch --partition`.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `sbatch --account`.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// `sbatch --time` per array task: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M` or `D-H:M:S`.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// `sbatch --mem` per array task: an integer with an optional unit K, M, G or T.
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// `sbatch --cpus-per-task` [default: the largest `threads` of the batch's tasks].
+    #[serde(default)]
+    pub cpus_per_task: Option<u32>,
+    /// At most this many array tasks of one job run at once (`--array=0-N%THROTTLE`).
+    #[serde(default)]
+    pub array_throttle: Option<u32>,
+    /// A failed array task is resubmitted up to this many times [default 2].
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Seconds between two squeue polls [default 10].
+    #[serde(default)]
+    pub poll_interval: Option<f64>,
+}
+
+/// The Slurm executor's options after merging file, profile and command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmSettings {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub time: Option<String>,
+    pub mem: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    pub array_throttle: Option<u32>,
+    pub max_retries: u32,
+    pub poll_interval: f64,
+}
+
+impl Default for SlurmSettings {
+    fn default() -> Self {
+        SlurmSettings {
+            partition: None,
+            account: None,
+            time: None,
+            mem: None,
+            cpus_per_task: None,
+            array_throttle: None,
+            max_retries: 2,
+            poll_interval: 10.0,
+        }
+    }
+}
+
+impl RawSlurm {
+    /// `self` with `over`'s keys replacing its own.
+    pub fn merged(&self, over: &RawSlurm) -> RawSlurm {
+        RawSlurm {
+            partition: over.partition.clone().or_else(|| self.partition.clone()),
+            account: over.account.clone().or_else(|| self.account.clone()),
+            time: over.time.clone().or_else(|| self.time.clone()),
+            mem: over.mem.clone().or_else(|| self.mem.clone()),
+            cpus_per_task: over.cpus_per_task.or(self.cpus_per_task),
+            array_throttle: over.array_throttle.or(self.array_throttle),
+            max_retries: over.max_retries.or(self.max_retries),
+            poll_interval: over.poll_interval.or(self.poll_interval),
+        }
+    }
+
+    /// Check every key that is set: `(key, message)` per problem, message naming what is allowed.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (k, v) in [("partition", &self.partition), ("account", &self.account)] {
+            if let Some(v) = v {
+                if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == ',') {
+                    out.push((
+                        k,
+                        format!("`{v}` is not a Slurm {k} name (allowed: a non-empty name without spaces or commas)"),
+                    ));
+                }
+            }
+        }
+        if let Some(t) = &self.time {
+            if !valid_slurm_time(t) {
+                out.push((
+                    "time",
+                    format!("`{t}` is not a Slurm time limit (allowed: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S)"),
+                ));
+            }
+        }
+        if let Some(m) = &self.mem {
+            let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
+            let ok = m.len() - digits.len() <= 1
+                && !digits.is_empty()
+                && digits.chars().all(|c| c.is_ascii_digit())
+                && digits.parse::<u64>().is_ok_and(|n| n > 0);
+            if !ok {
+                out.push((
+                    "mem",
+                    format!("`{m}` is not a memory size (allowed: a positive integer with an optional unit K, M, G or T, e.g. 4G)"),
+                ));
+            }
+        }
+        for (k, v) in [
+            ("cpus_per_task", self.cpus_per_task),
+            ("array_throttle", self.array_throttle),
+        ] {
+            if v == Some(0) {
+                out.push((k, "must be >= 1 (got 0)".to_string()));
+            }
+        }
+        if let Some(p) = self.poll_interval {
+            if !(p.is_finite() && p > 0.0) {
+                out.push((
+                    "poll_interval",
+                    format!("must be a positive number of seconds (got {p})"),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Defaults filled in (call after [`RawSlurm::problems`] came back empty).
+    pub fn settings(&self) -> SlurmSettings {
+        let d = SlurmSettings::default();
+        SlurmSettings {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            time: self.time.clone(),
+            mem: self.mem.clone(),
+            cpus_per_task: self.cpus_per_task,
+            array_throttle: self.array_throttle,
+            max_retries: self.max_retries.unwrap_or(d.max_retries),
+            poll_interval: self.poll_interval.unwrap_or(d.poll_interval),
+        }
+    }
+}
+
+/// Slurm's time formats: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S` (all fields integers).
+pub fn valid_slurm_time(t: &str) -> bool {
+    let num = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let (days, rest) = match t.split_once('-') {
+        Some((d, r)) => (Some(d), r),
+        None => (None, t),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    if !parts.iter().all(|p| num(p)) {
+        return false;
+    }
+    match days {
+        Some(d) => num(d) && (1..=3).contains(&parts.len()),
+        None => (1..=3).contains(&parts.len()),
+    }
 }
 
 /// `diff:` section: how `icl diff` compares claim tables.
@@ -274,6 +440,37 @@ impl Config {
 
     pub fn diff_config(&self) -> DiffConfig {
         self.raw.diff.clone().unwrap_or_default()
+    }
+
+    /// The `slurm:` section with the profile's `slurm:` applied, each bad value located at the
+    /// line that set it.
+    pub fn slurm(&self, profile: &str) -> Result<RawSlurm, ConfigErrors> {
+        let base = self.raw.slurm.clone().unwrap_or_default();
+        let over = self
+            .raw
+            .profiles
+            .get(profile)
+            .and_then(|p| p.as_ref())
+            .and_then(|p| p.slurm.clone())
+            .unwrap_or_default();
+        let merged = base.merged(&over);
+        let errs: Vec<ConfigError> = merged
+            .problems()
+            .into_iter()
+            .map(|(k, msg)| {
+                let from_profile = over.problems().iter().any(|(ok, _)| *ok == k);
+                if from_profile {
+                    self.err_at(&["profiles", profile, "slurm", k], msg)
+                } else {
+                    self.err_at(&["slurm", k], msg)
+                }
+            })
+            .collect();
+        if errs.is_empty() {
+            Ok(merged)
+        } else {
+            Err(ConfigErrors(errs))
+        }
     }
 
     /// Apply a profile (the given one, else `default_profile`, else none) and check everything
@@ -570,6 +767,9 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Err(e) = self.slurm(&profile_name) {
+            errs.extend(e.0);
         }
         if errs.is_empty() {
             Ok(Resolved {
@@ -1094,6 +1294,81 @@ profiles:
             ci.param_yaml_path(t, "K").join("."),
             "stages.train.matrix.K"
         );
+    }
+
+    #[test]
+    fn slurm_section_merges_profiles_and_locates_errors() {
+        let text = BASE.replace(
+            "profiles:\n  ci:\n    publish_dir: results/ci\n",
+            "slurm:\n  partition: cpu\n  time: \"1:00:00\"\n  max_retries: 3\nprofiles:\n  ci:\n    publish_dir: results/ci\n    slurm: {time: \"0:30\", array_throttle: 4}\n",
+        );
+        let c = cfg(&text).unwrap();
+        let q = c.slurm("quick").unwrap().settings();
+        assert_eq!(q.partition.as_deref(), Some("cpu"));
+        assert_eq!(q.time.as_deref(), Some("1:00:00"));
+        assert_eq!(
+            (q.max_retries, q.poll_interval, q.array_throttle),
+            (3, 10.0, None)
+        );
+        let ci = c.slurm("ci").unwrap().settings();
+        assert_eq!(ci.time.as_deref(), Some("0:30"));
+        assert_eq!(
+            (ci.partition.as_deref(), ci.array_throttle),
+            (Some("cpu"), Some(4))
+        );
+
+        // Bad values: file:line of the key that set them, what is allowed; resolve() reports them.
+        let bad = text
+            .replace("time: \"1:00:00\"", "time: \"1h\"")
+            .replace("array_throttle: 4", "array_throttle: 0");
+        let c = cfg(&bad).unwrap();
+        let e = c.resolve(Some("ci")).unwrap_err().0;
+        let throttle = e
+            .iter()
+            .find(|e| e.key == "profiles.ci.slurm.array_throttle")
+            .unwrap();
+        assert!(throttle.message.contains(">= 1"), "{throttle}");
+        assert_eq!(
+            throttle.line,
+            Some(
+                bad.lines()
+                    .position(|l| l.contains("array_throttle: 0"))
+                    .unwrap()
+                    + 1
+            )
+        );
+        // The profile overrides `time`, so the top-level bad value is not used by `ci`...
+        assert!(!e.iter().any(|e| e.key == "slurm.time"));
+        // ...but is by `quick`.
+        let e = c.resolve(Some("quick")).unwrap_err().0;
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].key, "slurm.time");
+        assert_eq!(
+            e[0].line,
+            Some(
+                bad.lines()
+                    .position(|l| l.contains("time: \"1h\""))
+                    .unwrap()
+                    + 1
+            )
+        );
+        assert!(e[0].message.contains("allowed: M, M:S"), "{}", e[0]);
+        // Unknown keys are structural errors with a line.
+        let e = cfg(&text.replace("max_retries: 3", "retries: 3"))
+            .unwrap_err()
+            .0;
+        assert!(
+            e[0].message.contains("unknown field `retries`"),
+            "{:?}",
+            e[0]
+        );
+        assert!(e[0].line.is_some());
+        for t in ["5", "5:00", "1:00:00", "2-0", "2-3:00", "2-03:00:00"] {
+            assert!(valid_slurm_time(t), "{t}");
+        }
+        for t in ["", "1h", "1:2:3:4", "-5", "2-", "a:00"] {
+            assert!(!valid_slurm_time(t), "{t}");
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //!   key: [claim]                  # columns that identify a row
 //!   tolerances: {value: {abs: 0.05, rel: 0.25}, default: {abs: 0.0}}
 //!   ignore: [details]             # columns not compared
+//! slurm:                          # defaults of `reproduce --executor slurm` (all optional; a
+//!   partition: cpu                #   profile's `slurm:` overrides key by key, the command line
+//!   time: "2:00:00"               #   overrides both): account, mem, cpus_per_task,
+//!   max_retries: 2                #   array_throttle, poll_interval too; see [`slurm`]
 //! stages:
 //!   items:
 //!     bin: icl-datagen            # binary next to `icl`; its crate is crates/icl-datagen
@@ -82,6 +86,7 @@ pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod signals;
+pub mod slurm;
 pub mod state;
 pub mod status;
 pub mod yamlpos;

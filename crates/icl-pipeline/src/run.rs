@@ -1,14 +1,18 @@
-//! `icl reproduce`: the scheduler. One process owns the whole task graph and runs ready tasks
-//! in a bounded pool of child processes of the stage binaries.
+//! `icl reproduce`: the scheduler. One process owns the whole task graph and hands ready tasks
+//! to an `Executor`: a bounded pool of local child processes (`LocalExec`, the default) or
+//! Slurm job arrays ([`crate::slurm::SlurmExec`]).
 //!
 //! Per task: compute the key once its inputs are known; if cached, done. Else write TASK.json
-//! into `tmp/<key>/`, run `BIN run --task tmp/<key>/task.json` (stdout and stderr to
-//! `logs/<key>.log`, RAYON_NUM_THREADS = threads, killed if the runner dies), then hash each
-//! output, rename it into `objects/`, write the run record (last, atomically) and the point
-//! index. A failed task does not stop independent tasks; its dependents are blocked.
+//! into the task's scratch folder (`tmp/<key>/` locally, `slurm/tasks/<key>/` on Slurm) and run
+//! `BIN run --task .../task.json` (stdout and stderr to `logs/<key>.log`, RAYON_NUM_THREADS =
+//! threads); once it exited 0, hash each output, rename it into `objects/`, write the run record
+//! (last, atomically) and the point index (`collect`, the same for every executor). A failed
+//! task is retried up to the executor's limit (0 locally), then its dependents are blocked;
+//! independent tasks go on.
 
 use crate::app::Ctx;
 use crate::check::bin_path;
+use crate::config::SlurmSettings;
 use crate::error::CliError;
 use crate::key::KeyComponents;
 use crate::lock;
@@ -32,6 +36,15 @@ pub struct RunOpts {
     pub stages: Vec<String>,
     pub publish_dir: Option<PathBuf>,
     pub no_wait: bool,
+    /// Where tasks run: child processes here (default) or Slurm array jobs.
+    pub executor: ExecutorKind,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ExecutorKind {
+    #[default]
+    Local,
+    Slurm(SlurmSettings),
 }
 
 /// What happened, for the caller and the tests.
@@ -41,10 +54,11 @@ pub struct RunSummary {
     pub cached: usize,
     pub failed: usize,
     pub blocked: usize,
+    pub retried: usize,
     pub published: Vec<PathBuf>,
 }
 
-enum St {
+pub(crate) enum St {
     Waiting,
     Queued(KeyComponents, String),
     Running,
@@ -54,14 +68,52 @@ enum St {
     Skipped,
 }
 
-struct Running {
-    task: usize,
-    child: Child,
-    comps: KeyComponents,
-    key: String,
-    task_dir: PathBuf,
-    started: SystemTime,
-    t0: Instant,
+/// A ready task handed to an executor: its key is known and its inputs are done.
+pub(crate) struct Launch {
+    pub task: usize,
+    pub comps: KeyComponents,
+    pub key: String,
+    /// 0 for the first attempt.
+    pub attempt: u32,
+    pub inputs: BTreeMap<String, Vec<InputRef>>,
+}
+
+/// A task an executor is done with: it exited (`Ok`: exit 0, outputs still to be checked) or
+/// it failed (`Err`: why, with the log tails).
+pub(crate) struct Finished {
+    pub launch: Launch,
+    pub task_dir: PathBuf,
+    pub outcome: Result<(), String>,
+    pub started: SystemTime,
+    pub finished: SystemTime,
+    pub secs: f64,
+}
+
+/// Where tasks run. The scheduler (`reproduce`) owns the graph, the cache, collecting outputs
+/// into the store and retries; an executor only starts task processes and reports how they
+/// ended.
+pub(crate) trait Executor {
+    /// How many more tasks it takes now.
+    fn capacity(&self) -> usize;
+    /// Start these tasks; those that cannot start come back with the reason.
+    fn start(
+        &mut self,
+        ctx: &Ctx,
+        batch: Vec<Launch>,
+        progress: &Progress,
+    ) -> Vec<(Launch, String)>;
+    /// Tasks that ended since the last call.
+    fn poll(&mut self, ctx: &Ctx, progress: &Progress) -> anyhow::Result<Vec<Finished>>;
+    /// Tasks started and not yet reported.
+    fn in_flight(&self) -> Vec<usize>;
+    /// Stop every task it started and remove their scratch folders (Ctrl-C).
+    fn cancel(&mut self, ctx: &Ctx, progress: &Progress);
+    /// How long to sleep when a poll reported nothing.
+    fn wait_hint(&self) -> Duration;
+    /// How often a failed task is started again.
+    fn max_retries(&self) -> u32;
+    /// End of a run that was not interrupted: statistics, cleanup.
+    fn close(&mut self, _ctx: &Ctx, _progress: &Progress) {}
 }
 
 pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
@@ -81,13 +133,19 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
         }
     }
     let selected = plan.select(&opts.stages);
-    let jobs = opts.jobs.max(1);
 
     let _lock = lock::acquire(store, opts.no_wait)?;
     signals::install();
     store.create_layout()?;
     // Leftovers of a killed runner: we hold the lock, so nothing else is using tmp/.
     store.wipe_tmp()?;
+    let mut exec: Box<dyn Executor> = match &opts.executor {
+        ExecutorKind::Local => Box::new(LocalExec {
+            jobs: opts.jobs.max(1),
+            running: Vec::new(),
+        }),
+        ExecutorKind::Slurm(s) => Box::new(crate::slurm::SlurmExec::open(ctx, s.clone())?),
+    };
 
     let t_start = Instant::now();
     let n = plan.tasks.len();
@@ -100,19 +158,18 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
             }
         })
         .collect();
+    let mut attempts: Vec<u32> = vec![0; n];
     let mut progress = Progress::new(selected.iter().filter(|s| **s).count());
     let mut queue: VecDeque<usize> = VecDeque::new();
-    let mut running: Vec<Running> = Vec::new();
     let mut sum = RunSummary::default();
     let mut dirty = true;
+    let running_labels = |exec: &dyn Executor| -> Vec<String> {
+        exec.in_flight().iter().map(|&t| plan.label(t)).collect()
+    };
 
     loop {
         if signals::interrupted() {
-            for mut r in running.drain(..) {
-                let _ = r.child.kill();
-                let _ = r.child.wait();
-                let _ = fs::remove_dir_all(&r.task_dir);
-            }
+            exec.cancel(ctx, &progress);
             progress.finish();
             eprintln!(
                 "icl: interrupted; {} task(s) finished and recorded, unfinished ones left no record (run again to continue)",
@@ -124,29 +181,32 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
             dirty = false;
             promote(ctx, &mut st, &mut queue, &mut progress, &mut sum)?;
         }
-        while running.len() < jobs {
+        let mut batch = Vec::new();
+        while batch.len() < exec.capacity() {
             let Some(t) = queue.pop_front() else { break };
             let St::Queued(comps, key) = std::mem::replace(&mut st[t], St::Running) else {
                 unreachable!("queued task has a key")
             };
-            match spawn(ctx, t, comps, key, &st) {
-                Ok(r) => running.push(r),
-                Err(e) => {
-                    progress.println(&format!("FAILED {}: cannot start: {e:#}", plan.label(t)));
-                    st[t] = St::Failed;
-                    sum.failed += 1;
-                    progress.finished(&plan.label(t), "FAILED");
-                    dirty = true;
-                }
-            }
-            progress.running(
-                &running
-                    .iter()
-                    .map(|r| plan.label(r.task))
-                    .collect::<Vec<_>>(),
-            );
+            batch.push(Launch {
+                task: t,
+                comps,
+                key,
+                attempt: attempts[t],
+                inputs: task_inputs(ctx, t, &st),
+            });
         }
-        if running.is_empty() && queue.is_empty() {
+        if !batch.is_empty() {
+            for (l, e) in exec.start(ctx, batch, &progress) {
+                let t = l.task;
+                progress.println(&format!("FAILED {}: cannot start: {e}", plan.label(t)));
+                st[t] = St::Failed;
+                sum.failed += 1;
+                progress.finished(&plan.label(t), "FAILED");
+                dirty = true;
+            }
+            progress.running(&running_labels(exec.as_ref()));
+        }
+        if exec.in_flight().is_empty() && queue.is_empty() {
             if dirty {
                 continue;
             }
@@ -156,48 +216,55 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
             // Children hit by the same Ctrl-C are not failures: handle the interrupt first.
             continue;
         }
-        let mut progressed = false;
-        let mut i = 0;
-        while i < running.len() {
-            match running[i].child.try_wait() {
-                Ok(Some(status)) => {
-                    let r = running.swap_remove(i);
-                    let label = plan.label(r.task);
-                    let secs = r.t0.elapsed().as_secs_f64();
-                    let t = r.task;
-                    match finish(ctx, r, status) {
-                        Ok(outputs) => {
-                            st[t] = St::Done(outputs);
-                            sum.ran += 1;
-                            progress.finished(&label, &format!("ran ({secs:.1} s)"));
-                        }
-                        Err(msg) => {
-                            progress.println(&msg);
-                            st[t] = St::Failed;
-                            sum.failed += 1;
-                            progress.finished(&label, "FAILED");
-                        }
-                    }
-                    progressed = true;
-                    dirty = true;
+        let ended = exec.poll(ctx, &progress)?;
+        let progressed = !ended.is_empty();
+        for f in ended {
+            let t = f.launch.task;
+            let label = plan.label(t);
+            let result = match &f.outcome {
+                Ok(()) => collect(ctx, &f).map_err(|e| format!("{e:#}")),
+                Err(why) => Err(why.clone()),
+            };
+            let _ = fs::remove_dir_all(&f.task_dir);
+            match result {
+                Ok(outputs) => {
+                    st[t] = St::Done(outputs);
+                    sum.ran += 1;
+                    progress.finished(&label, &format!("ran ({:.1} s)", f.secs));
                 }
-                Ok(None) => i += 1,
-                Err(e) => {
-                    return Err(anyhow::anyhow!("cannot wait for a child process: {e}").into())
+                Err(msg) => {
+                    progress.println(&format!("FAILED {label}: {msg}"));
+                    let max = exec.max_retries();
+                    if f.launch.attempt < max {
+                        attempts[t] = f.launch.attempt + 1;
+                        sum.retried += 1;
+                        progress.println(&format!(
+                            "retrying {label} (attempt {} of {})",
+                            attempts[t] + 1,
+                            max + 1
+                        ));
+                        st[t] = St::Queued(f.launch.comps, f.launch.key);
+                        queue.push_back(t);
+                    } else {
+                        st[t] = St::Failed;
+                        sum.failed += 1;
+                        progress.finished(&label, "FAILED");
+                    }
                 }
             }
+            dirty = true;
         }
         if progressed {
-            progress.running(
-                &running
-                    .iter()
-                    .map(|r| plan.label(r.task))
-                    .collect::<Vec<_>>(),
-            );
+            progress.running(&running_labels(exec.as_ref()));
         } else {
-            std::thread::sleep(Duration::from_millis(10));
+            // Sleep in short slices so that Ctrl-C is handled at once.
+            let until = Instant::now() + exec.wait_hint();
+            while Instant::now() < until && !signals::interrupted() {
+                std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+            }
         }
     }
+    exec.close(ctx, &progress);
     progress.finish();
 
     // Publish single-task stages that are done, after the whole run.
@@ -223,8 +290,13 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
         }
     }
 
+    let retried = if sum.retried > 0 {
+        format!(", {} retried", sum.retried)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "icl: profile {}: {} task(s): {} ran, {} cached, {} failed, {} blocked ({:.1} s)",
+        "icl: profile {}: {} task(s): {} ran, {} cached, {} failed, {} blocked{retried} ({:.1} s)",
         plan.res.profile,
         selected.iter().filter(|s| **s).count(),
         sum.ran,
@@ -237,6 +309,29 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
         return Err(CliError::TasksFailed(sum.failed));
     }
     Ok(sum)
+}
+
+/// The object paths feeding task `t` (its inputs are done).
+fn task_inputs(ctx: &Ctx, t: usize, st: &[St]) -> BTreeMap<String, Vec<InputRef>> {
+    let store = &ctx.store;
+    let mut inputs: BTreeMap<String, Vec<InputRef>> = BTreeMap::new();
+    for (name, feeds) in &ctx.plan.tasks[t].inputs {
+        let refs = feeds
+            .iter()
+            .map(|(up, out)| {
+                let St::Done(outs) = &st[*up] else {
+                    unreachable!("inputs are done")
+                };
+                let obj = &outs[out];
+                InputRef {
+                    path: store.object_path(obj),
+                    hash: obj.hash.clone(),
+                }
+            })
+            .collect();
+        inputs.insert(name.clone(), refs);
+    }
+    inputs
 }
 
 /// Move waiting tasks forward: blocked if an input failed, cached or queued once all inputs are
@@ -328,49 +423,24 @@ fn promote(
     Ok(())
 }
 
-fn spawn(
-    ctx: &Ctx,
-    t: usize,
-    comps: KeyComponents,
-    key: String,
-    st: &[St],
-) -> anyhow::Result<Running> {
-    let plan = &ctx.plan;
+/// Write a task's scratch folder `task_dir` (emptied first): `task.json` and an empty `out/`;
+/// create its resume folder. Returns the path of `task.json`. Both executors use this.
+pub(crate) fn prepare(ctx: &Ctx, l: &Launch, task_dir: &Path) -> anyhow::Result<PathBuf> {
     let store = &ctx.store;
-    let task = &plan.tasks[t];
-    let stage = &plan.res.stages[task.stage];
-
-    let task_dir = store.tmp_dir().join(&key);
+    let task = &ctx.plan.tasks[l.task];
+    let stage = &ctx.plan.res.stages[task.stage];
     if task_dir.exists() {
-        fs::remove_dir_all(&task_dir)?;
+        fs::remove_dir_all(task_dir)?;
     }
     let out_dir = task_dir.join("out");
     fs::create_dir_all(&out_dir)?;
-    let resume_dir = store.resume_path(&key);
+    let resume_dir = store.resume_path(&l.key);
     fs::create_dir_all(&resume_dir)?;
-
-    let mut inputs: BTreeMap<String, Vec<InputRef>> = BTreeMap::new();
-    for (name, feeds) in &task.inputs {
-        let refs = feeds
-            .iter()
-            .map(|(up, out)| {
-                let St::Done(outs) = &st[*up] else {
-                    unreachable!("inputs are done")
-                };
-                let obj = &outs[out];
-                InputRef {
-                    path: store.object_path(obj),
-                    hash: obj.hash.clone(),
-                }
-            })
-            .collect();
-        inputs.insert(name.clone(), refs);
-    }
     let spec = TaskSpec {
         stage: stage.name.clone(),
         command: stage.command.clone(),
         params: serde_json::Value::Object(task.params.clone()),
-        inputs,
+        inputs: l.inputs.clone(),
         outputs: stage.outputs.clone(),
         out_dir,
         resume_dir: Some(resume_dir),
@@ -378,16 +448,119 @@ fn spawn(
     };
     let spec_path = task_dir.join("task.json");
     fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)?;
-
     fs::create_dir_all(store.logs_dir())?;
-    let log = fs::File::create(store.log_path(&key))?;
+    Ok(spec_path)
+}
+
+/// The local executor: a pool of `jobs` child processes that die with the runner.
+struct LocalExec {
+    jobs: usize,
+    running: Vec<Running>,
+}
+
+struct Running {
+    launch: Launch,
+    child: Child,
+    task_dir: PathBuf,
+    started: SystemTime,
+    t0: Instant,
+}
+
+impl Executor for LocalExec {
+    fn capacity(&self) -> usize {
+        self.jobs.saturating_sub(self.running.len())
+    }
+
+    fn start(
+        &mut self,
+        ctx: &Ctx,
+        batch: Vec<Launch>,
+        _progress: &Progress,
+    ) -> Vec<(Launch, String)> {
+        let mut failed = Vec::new();
+        for l in batch {
+            let task_dir = ctx.store.tmp_dir().join(&l.key);
+            match spawn(ctx, &l, &task_dir) {
+                Ok(child) => self.running.push(Running {
+                    launch: l,
+                    child,
+                    task_dir,
+                    started: SystemTime::now(),
+                    t0: Instant::now(),
+                }),
+                Err(e) => failed.push((l, format!("{e:#}"))),
+            }
+        }
+        failed
+    }
+
+    fn poll(&mut self, ctx: &Ctx, _progress: &Progress) -> anyhow::Result<Vec<Finished>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.running.len() {
+            match self.running[i].child.try_wait() {
+                Ok(Some(status)) => {
+                    let r = self.running.swap_remove(i);
+                    let log_path = ctx.store.log_path(&r.launch.key);
+                    let outcome = if status.success() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{} (log: {})\n{}",
+                            describe(status),
+                            log_path.display(),
+                            tail(&log_path, 20)
+                        ))
+                    };
+                    out.push(Finished {
+                        launch: r.launch,
+                        task_dir: r.task_dir,
+                        outcome,
+                        started: r.started,
+                        finished: SystemTime::now(),
+                        secs: r.t0.elapsed().as_secs_f64(),
+                    });
+                }
+                Ok(None) => i += 1,
+                Err(e) => anyhow::bail!("cannot wait for a child process: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn in_flight(&self) -> Vec<usize> {
+        self.running.iter().map(|r| r.launch.task).collect()
+    }
+
+    fn cancel(&mut self, _ctx: &Ctx, _progress: &Progress) {
+        for mut r in self.running.drain(..) {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+            let _ = fs::remove_dir_all(&r.task_dir);
+        }
+    }
+
+    fn wait_hint(&self) -> Duration {
+        Duration::from_millis(10)
+    }
+
+    fn max_retries(&self) -> u32 {
+        0
+    }
+}
+
+fn spawn(ctx: &Ctx, l: &Launch, task_dir: &Path) -> anyhow::Result<Child> {
+    let store = &ctx.store;
+    let stage = &ctx.plan.res.stages[ctx.plan.tasks[l.task].stage];
+    let spec_path = prepare(ctx, l, task_dir)?;
+    let log = fs::File::create(store.log_path(&l.key))?;
     let log2 = log.try_clone()?;
     let parent = std::process::id() as libc::pid_t;
     let mut cmd = Command::new(bin_path(&ctx.env.bin_dir, &stage.bin));
     cmd.arg("run")
         .arg("--task")
         .arg(&spec_path)
-        .current_dir(&task_dir)
+        .current_dir(task_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2))
@@ -406,47 +579,18 @@ fn spawn(
             Ok(())
         });
     }
-    let started = SystemTime::now();
-    let child = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", stage.bin))?;
-    Ok(Running {
-        task: t,
-        child,
-        comps,
-        key,
-        task_dir,
-        started,
-        t0: Instant::now(),
-    })
+    cmd.spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", stage.bin))
 }
 
-/// Collect a finished child's outputs into the store, or explain the failure (with the log tail).
-fn finish(ctx: &Ctx, r: Running, status: ExitStatus) -> Result<Outputs, String> {
+/// Hash the outputs a task left in `task_dir/out`, move them into `objects/` and write the run
+/// record (last) and the point index: the one way a task becomes done, whatever ran it.
+fn collect(ctx: &Ctx, f: &Finished) -> anyhow::Result<Outputs> {
     let plan = &ctx.plan;
     let store = &ctx.store;
-    let label = plan.label(r.task);
-    let log_path = store.log_path(&r.key);
-    let result = if status.success() {
-        collect(ctx, &r).map_err(|e| format!("FAILED {label}: {e:#}"))
-    } else {
-        Err(format!(
-            "FAILED {label}: {} (log: {})\n{}",
-            describe(status),
-            log_path.display(),
-            tail(&log_path, 20)
-        ))
-    };
-    let _ = fs::remove_dir_all(&r.task_dir);
-    result
-}
-
-fn collect(ctx: &Ctx, r: &Running) -> anyhow::Result<Outputs> {
-    let plan = &ctx.plan;
-    let store = &ctx.store;
-    let task = &plan.tasks[r.task];
+    let task = &plan.tasks[f.launch.task];
     let stage = &plan.res.stages[task.stage];
-    let out_dir = r.task_dir.join("out");
+    let out_dir = f.task_dir.join("out");
     let mut files: Vec<String> = Vec::new();
     for e in fs::read_dir(&out_dir)? {
         let e = e?;
@@ -513,23 +657,25 @@ fn collect(ctx: &Ctx, r: &Running) -> anyhow::Result<Outputs> {
         let obj = store.ingest(&out_dir.join(&file), &ext)?;
         outputs.insert(out, obj);
     }
-    let finished = SystemTime::now();
     let rec = RunRecord {
         scheme: RECORD_SCHEME,
         stage: stage.name.clone(),
         command: stage.command.clone(),
         point: task.point_json(),
-        key: r.key.clone(),
-        components: serde_json::to_value(&r.comps)?,
+        key: f.launch.key.clone(),
+        components: serde_json::to_value(&f.launch.comps)?,
         outputs: outputs.clone(),
-        log: store.log_rel(&r.key),
-        started: rfc3339_utc(r.started),
-        finished: rfc3339_utc(finished),
-        duration_s: (r.t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        log: store.log_rel(&f.launch.key),
+        started: rfc3339_utc(f.started),
+        finished: rfc3339_utc(f.finished),
+        duration_s: (f.secs * 1000.0).round() / 1000.0,
     };
     store.write_record(&rec)?;
-    store.write_index(&task.point_id, &index_entry(ctx, r.task, &r.key))?;
-    let _ = fs::remove_dir_all(store.resume_path(&r.key));
+    store.write_index(
+        &task.point_id,
+        &index_entry(ctx, f.launch.task, &f.launch.key),
+    )?;
+    let _ = fs::remove_dir_all(store.resume_path(&f.launch.key));
     Ok(outputs)
 }
 
@@ -543,7 +689,7 @@ fn index_entry(ctx: &Ctx, t: usize, key: &str) -> IndexEntry {
     }
 }
 
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit code {c}"),
