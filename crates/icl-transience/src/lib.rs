@@ -1,1 +1,207 @@
-//! Transience, equalized contexts and two-layer claims: C8, C10-C12
+//! Transience, equalized contexts and the two-layer model: claims C8, C10, C11, C12.
+//!
+//! - [`analysis`]: per-run analysis of a learning curve (acquisition, peak, time of loss,
+//!   classification transient / not transient / no ICL) and the theory's post-acquisition
+//!   relation (w_tr e^(w_tr) = c3 / lambda, ICL loss ~ e^(-w), IWL loss ~ c3).
+//! - [`c10`], [`c11`], [`c12`], [`c8`]: one module per claim: analysis, verdict rules, figure.
+//! - [`TransienceStage`]: the pipeline stage (`icl-transience run --task F`, `icl-transience check`).
+//!
+//! Statistics, the claim record and DataFrame helpers come from `icl-eval` (one copy).
+
+pub mod analysis;
+pub mod c10;
+pub mod c11;
+pub mod c12;
+pub mod c8;
+pub mod params;
+
+use analysis::Curve;
+use anyhow::{bail, ensure, Result};
+use icl_eval::claim::{self, Claim};
+use icl_eval::frame::{self, f64s};
+use icl_eval::params::{check, C7Params, Validate};
+use icl_store::task::{ParamError, Stage, TaskSpec};
+use params::{C10Params, C11Params, C12Params};
+use std::path::PathBuf;
+
+pub const COMMANDS: [&str; 4] = ["c8", "c10", "c11", "c12"];
+/// Outputs a claim task may declare; `claim` is required.
+pub const OUTPUTS: [&str; 3] = ["claim", "figure_png", "figure_svg"];
+
+/// The `icl-transience` stage.
+pub struct TransienceStage;
+
+fn errs<T>(r: Result<T, Vec<ParamError>>) -> Vec<ParamError> {
+    r.err().unwrap_or_default()
+}
+
+fn unknown_command(c: &str) -> String {
+    format!("unknown command `{c}`; allowed: {}", COMMANDS.join(", "))
+}
+
+impl Stage for TransienceStage {
+    fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
+        match command {
+            "c8" => errs(check::<C7Params>(params)),
+            "c10" => errs(check::<C10Params>(params)),
+            "c11" => errs(check::<C11Params>(params)),
+            "c12" => errs(check::<C12Params>(params)),
+            other => vec![ParamError::new("command", unknown_command(other))],
+        }
+    }
+
+    fn run(&self, task: &TaskSpec) -> Result<()> {
+        for o in &task.outputs {
+            ensure!(
+                OUTPUTS.contains(&o.as_str()),
+                "stage {}: output `{o}` is not produced by icl-transience (allowed: {})",
+                task.stage,
+                OUTPUTS.join(", ")
+            );
+        }
+        ensure!(
+            task.outputs.iter().any(|o| o == "claim"),
+            "stage {}: declare output `claim`",
+            task.stage
+        );
+        let (c, figure) = run_command(task)?;
+        claim::write(
+            &task.output_path("claim", "parquet"),
+            std::slice::from_ref(&c),
+        )?;
+        if task.outputs.iter().any(|o| o == "figure_png") {
+            figure.save_png(&task.output_path("figure_png", "png"))?;
+        }
+        if task.outputs.iter().any(|o| o == "figure_svg") {
+            figure.save_svg(&task.output_path("figure_svg", "svg"))?;
+        }
+        Ok(())
+    }
+}
+
+fn params<T: serde::de::DeserializeOwned + Validate>(task: &TaskSpec) -> Result<T> {
+    check::<T>(&task.params).map_err(|e| {
+        let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "stage {}: invalid parameters: {}",
+            task.stage,
+            msgs.join("; ")
+        )
+    })
+}
+
+fn input_paths(task: &TaskSpec, name: &str) -> Result<Vec<PathBuf>> {
+    let refs = task.inputs_all(name);
+    ensure!(
+        !refs.is_empty(),
+        "stage {}: input `{name}` is missing or empty (declared: {})",
+        task.stage,
+        task.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(refs.iter().map(|r| r.path.clone()).collect())
+}
+
+/// One training run: its curve and the summary's attention weight decay.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub curve: Curve,
+    pub wd_attn: f64,
+    pub seed: f64,
+}
+
+/// Curves paired (in declared order) with their summaries, which give each run's `wd_attn`,
+/// seed and label.
+pub fn read_runs(task: &TaskSpec) -> Result<Vec<Run>> {
+    let curves = input_paths(task, "curves")?;
+    let sums = input_paths(task, "summaries")?;
+    ensure!(
+        curves.len() == sums.len(),
+        "stage {}: {} summaries for {} curves; they must pair up in order",
+        task.stage,
+        sums.len(),
+        curves.len()
+    );
+    let df = frame::read_stacked(&sums)?;
+    runs_from(&df, |i, label| Curve::read(&curves[i], label))
+}
+
+/// Pair stacked summaries with curves given by `curve(i, label)`.
+pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
+    df: &polars::prelude::DataFrame,
+    mut curve: F,
+) -> Result<Vec<Run>> {
+    let labels = icl_eval::run_labels(df)?;
+    let wd = f64s(df, "wd_attn")?;
+    let seed = if df.column("seed").is_ok() {
+        f64s(df, "seed")?
+    } else {
+        vec![f64::NAN; df.height()]
+    };
+    (0..df.height())
+        .map(|i| {
+            ensure!(
+                wd[i].is_finite() && wd[i] >= 0.0,
+                "summary {i} has no valid wd_attn ({})",
+                wd[i]
+            );
+            let label = format!("{}, wd={}", labels[i], icl_plot::format_number(wd[i]));
+            Ok(Run {
+                curve: curve(i, label)?,
+                wd_attn: wd[i],
+                seed: seed[i],
+            })
+        })
+        .collect()
+}
+
+/// Run one claim command on a task's inputs: the claim row and its figure.
+pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
+    Ok(match task.command.as_str() {
+        "c8" => {
+            let p: C7Params = params(task)?;
+            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+            let a = c8::analyze(&df, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        "c10" => {
+            let p: C10Params = params(task)?;
+            let a = c10::analyze(read_runs(task)?, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        "c11" => {
+            let p: C11Params = params(task)?;
+            let a = c11::analyze(read_runs(task)?, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        "c12" => {
+            let p: C12Params = params(task)?;
+            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+            // Optional curves (same runs, same order): the final beta_eff of each run.
+            let beta = match task.inputs_all("curves") {
+                [] => None,
+                refs => Some(
+                    refs.iter()
+                        .map(|r| {
+                            Ok(f64s(&frame::read_df(&r.path)?, "beta_eff")?
+                                .last()
+                                .copied()
+                                .unwrap_or(f64::NAN))
+                        })
+                        .collect::<Result<Vec<f64>>>()?,
+                ),
+            };
+            let a = c12::analyze(&df, beta.as_deref(), &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        other => bail!("stage {}: {}", task.stage, unknown_command(other)),
+    })
+}
+
+/// A verdict check, as every claim crate writes them into `details.checks`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub pass: bool,
+    pub value: Option<f64>,
+    pub rule: String,
+}

@@ -1,0 +1,233 @@
+//! Parameters of the claim commands: typed, defaulted, validated, unknown keys rejected.
+//! `c8` takes `icl_eval::params::C7Params` (the same t_ICL-vs-N analysis as C7).
+
+use icl_eval::params::Validate;
+use icl_store::task::ParamError;
+use serde::Deserialize;
+
+fn d_n_boot() -> usize {
+    1000
+}
+fn d_acquire() -> f64 {
+    0.9
+}
+fn d_lose() -> f64 {
+    0.6
+}
+fn d_rise() -> f64 {
+    0.1
+}
+fn d_rho() -> f64 {
+    0.5
+}
+fn d_r2() -> f64 {
+    0.5
+}
+fn d_curves() -> usize {
+    8
+}
+fn d_spearman() -> f64 {
+    -0.5
+}
+fn d_wd_values() -> usize {
+    3
+}
+fn d_alpha() -> f64 {
+    0.05
+}
+fn d_strata() -> usize {
+    2
+}
+fn d_arm_runs() -> usize {
+    4
+}
+
+fn prob(e: &mut Vec<ParamError>, key: &str, v: f64) {
+    if !(v > 0.0 && v < 1.0) {
+        e.push(ParamError::new(
+            key,
+            format!("must be strictly between 0 and 1 (got {v})"),
+        ));
+    }
+}
+
+fn common(e: &mut Vec<ParamError>, profile: &str, n_boot: usize) {
+    if profile.trim().is_empty() {
+        e.push(ParamError::new(
+            "profile",
+            "must be a non-empty profile name",
+        ));
+    }
+    if !(10..=100_000).contains(&n_boot) {
+        e.push(ParamError::new(
+            "n_boot",
+            format!("must be in 10..=100000 (got {n_boot})"),
+        ));
+    }
+}
+
+fn thresholds(e: &mut Vec<ParamError>, acquire: f64, lose: f64) {
+    prob(e, "acquire_threshold", acquire);
+    prob(e, "lose_threshold", lose);
+    if lose >= acquire {
+        e.push(ParamError::new(
+            "lose_threshold",
+            format!("must be below acquire_threshold ({lose} >= {acquire})"),
+        ));
+    }
+}
+
+/// `c10`: transience exists; the post-acquisition ICL-vs-IWL loss relation against the theory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C10Params {
+    /// The profile name the pipeline runs under; copied into the claim row.
+    pub profile: String,
+    #[serde(default = "d_n_boot")]
+    pub n_boot: usize,
+    #[serde(default)]
+    pub bootstrap_seed: u64,
+    /// ICL acquired at the first evaluation with accuracy >= this.
+    #[serde(default = "d_acquire")]
+    pub acquire_threshold: f64,
+    /// ICL lost at the first evaluation after acquisition with accuracy < this.
+    #[serde(default = "d_lose")]
+    pub lose_threshold: f64,
+    /// "IWL rises": IWL accuracy at the loss minus IWL accuracy at acquisition at least this.
+    #[serde(default = "d_rise")]
+    pub min_iwl_rise: f64,
+    /// Relation direction: Spearman(ICL loss, IWL loss) after acquisition at most -this.
+    #[serde(default = "d_rho")]
+    pub min_anticorrelation: f64,
+    /// Relation shape: R^2 of ln(ICL loss) against the theory with its one constant fitted.
+    #[serde(default = "d_r2")]
+    pub min_relation_r2: f64,
+    /// Curves drawn (transient runs first).
+    #[serde(default = "d_curves")]
+    pub max_curves: usize,
+}
+
+impl Validate for C10Params {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        common(&mut e, &self.profile, self.n_boot);
+        thresholds(&mut e, self.acquire_threshold, self.lose_threshold);
+        if !(self.min_iwl_rise >= 0.0 && self.min_iwl_rise < 1.0) {
+            e.push(ParamError::new(
+                "min_iwl_rise",
+                format!("must be in [0, 1) (got {})", self.min_iwl_rise),
+            ));
+        }
+        prob(&mut e, "min_anticorrelation", self.min_anticorrelation);
+        prob(&mut e, "min_relation_r2", self.min_relation_r2);
+        if self.max_curves == 0 {
+            e.push(ParamError::new("max_curves", "must be >= 1 (got 0)"));
+        }
+        e
+    }
+}
+
+/// `c11`: the time of loss shrinks as the attention weight decay grows; too much prevents ICL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C11Params {
+    pub profile: String,
+    #[serde(default = "d_n_boot")]
+    pub n_boot: usize,
+    #[serde(default)]
+    pub bootstrap_seed: u64,
+    #[serde(default = "d_acquire")]
+    pub acquire_threshold: f64,
+    #[serde(default = "d_lose")]
+    pub lose_threshold: f64,
+    /// Decay values that must show a loss (at least one transient run each).
+    #[serde(default = "d_wd_values")]
+    pub min_wd_values: usize,
+    /// "Decreases": Spearman(wd_attn, time of loss) over the acquiring runs at most this
+    /// (runs not lost within their budget rank after every lost run).
+    #[serde(default = "d_spearman")]
+    pub max_spearman: f64,
+}
+
+impl Validate for C11Params {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        common(&mut e, &self.profile, self.n_boot);
+        thresholds(&mut e, self.acquire_threshold, self.lose_threshold);
+        if self.min_wd_values < 2 {
+            e.push(ParamError::new(
+                "min_wd_values",
+                format!("must be >= 2 (got {})", self.min_wd_values),
+            ));
+        }
+        if !(self.max_spearman > -1.0 && self.max_spearman < 0.0) {
+            e.push(ParamError::new(
+                "max_spearman",
+                format!("must be in (-1, 0) (got {})", self.max_spearman),
+            ));
+        }
+        e
+    }
+}
+
+/// `c12`: acquired fraction vs K, standard vs equalized contexts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C12Params {
+    pub profile: String,
+    #[serde(default = "d_n_boot")]
+    pub n_boot: usize,
+    #[serde(default)]
+    pub bootstrap_seed: u64,
+    /// Significance level of the Cochran-Mantel-Haenszel test of no difference.
+    #[serde(default = "d_alpha")]
+    pub alpha: f64,
+    /// K values run in both arms needed for a test.
+    #[serde(default = "d_strata")]
+    pub min_strata: usize,
+    /// Runs per arm (over the shared K values) needed for a test.
+    #[serde(default = "d_arm_runs")]
+    pub min_runs_per_arm: usize,
+}
+
+impl Validate for C12Params {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        common(&mut e, &self.profile, self.n_boot);
+        prob(&mut e, "alpha", self.alpha);
+        if self.min_strata == 0 {
+            e.push(ParamError::new("min_strata", "must be >= 1 (got 0)"));
+        }
+        if self.min_runs_per_arm == 0 {
+            e.push(ParamError::new("min_runs_per_arm", "must be >= 1 (got 0)"));
+        }
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use icl_eval::params::check;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_unknown_keys_and_ranges() {
+        let p: C10Params = check(&json!({"profile": "ci"})).unwrap();
+        assert_eq!((p.acquire_threshold, p.lose_threshold), (0.9, 0.6));
+        let e = check::<C11Params>(&json!({"profile": "ci", "bogus": 1})).unwrap_err();
+        assert_eq!(e[0].key, "bogus");
+        let e = check::<C10Params>(&json!({"profile": "ci", "lose_threshold": 0.95})).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|x| x.key == "lose_threshold" && x.message.contains("acquire_threshold")),
+            "{e:?}"
+        );
+        let e =
+            check::<C12Params>(&json!({"profile": "ci", "alpha": 2.0, "n_boot": 1})).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(keys, ["n_boot", "alpha"]);
+        let e = check::<C11Params>(&json!({"profile": "ci", "max_spearman": 0.3})).unwrap_err();
+        assert_eq!(e[0].key, "max_spearman");
+    }
+}
