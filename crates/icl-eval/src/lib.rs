@@ -6,6 +6,7 @@
 //!   bootstrap intervals, the Levenberg-Marquardt sigmoid fit.
 //! - [`claim`]: the claim record shared by every claim crate.
 //! - [`c1`], [`c2`], [`c7`], [`c9`]: one module per claim: analysis, verdict rules, figure.
+//! - [`stage_io`]: what every claim stage does around its analysis (outputs, params, inputs).
 //! - [`EvalStage`]: the pipeline stage (`icl-eval run --task F`, `icl-eval check`).
 
 pub mod c1;
@@ -16,27 +17,19 @@ pub mod claim;
 pub mod frame;
 pub mod params;
 pub mod sigmoid;
+pub mod stage_io;
 pub mod stats;
 
 use anyhow::{bail, ensure, Context, Result};
 use icl_store::task::{ParamError, Stage, TaskSpec};
 use params::{check, C1Params, C2Params, C7Params, C9Params};
+use stage_io::{errs, input_paths, params, unknown_command};
 use std::path::PathBuf;
 
 pub const COMMANDS: [&str; 4] = ["c1", "c2", "c7", "c9"];
 /// Outputs a claim task may declare; `claim` is required.
-pub const OUTPUTS: [&str; 3] = ["claim", "figure_png", "figure_svg"];
-
 /// The `icl-eval` stage.
 pub struct EvalStage;
-
-fn errs<T>(r: Result<T, Vec<ParamError>>) -> Vec<ParamError> {
-    r.err().unwrap_or_default()
-}
-
-fn unknown_command(c: &str) -> String {
-    format!("unknown command `{c}`; allowed: {}", COMMANDS.join(", "))
-}
 
 impl Stage for EvalStage {
     fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
@@ -45,52 +38,13 @@ impl Stage for EvalStage {
             "c2" => errs(check::<C2Params>(params)),
             "c7" => errs(check::<C7Params>(params)),
             "c9" => errs(check::<C9Params>(params)),
-            other => vec![ParamError::new("command", unknown_command(other))],
+            other => vec![ParamError::new("command", unknown_command(other, &COMMANDS))],
         }
     }
 
     fn run(&self, task: &TaskSpec) -> Result<()> {
-        for o in &task.outputs {
-            ensure!(
-                OUTPUTS.contains(&o.as_str()),
-                "stage {}: output `{o}` is not produced by icl-eval (allowed: {})",
-                task.stage,
-                OUTPUTS.join(", ")
-            );
-        }
-        ensure!(
-            task.outputs.iter().any(|o| o == "claim"),
-            "stage {}: declare output `claim`",
-            task.stage
-        );
-        let (claim, figure) = run_command(task)?;
-        claim::write(&task.output_path("claim", "parquet"), std::slice::from_ref(&claim))?;
-        if task.outputs.iter().any(|o| o == "figure_png") {
-            figure.save_png(&task.output_path("figure_png", "png"))?;
-        }
-        if task.outputs.iter().any(|o| o == "figure_svg") {
-            figure.save_svg(&task.output_path("figure_svg", "svg"))?;
-        }
-        Ok(())
+        stage_io::run_claim(task, "icl-eval", run_command)
     }
-}
-
-fn params<T: serde::de::DeserializeOwned + params::Validate>(task: &TaskSpec) -> Result<T> {
-    check::<T>(&task.params).map_err(|e| {
-        let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, msgs.join("; "))
-    })
-}
-
-fn input_paths(task: &TaskSpec, name: &str) -> Result<Vec<PathBuf>> {
-    let refs = task.inputs_all(name);
-    ensure!(
-        !refs.is_empty(),
-        "stage {}: input `{name}` is missing or empty (declared: {})",
-        task.stage,
-        task.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    Ok(refs.iter().map(|r| r.path.clone()).collect())
 }
 
 /// Run one claim command on a task's inputs: the claim row and its figure.
@@ -120,7 +74,7 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
             let a = c9::analyze(&df, &p)?;
             (a.claim(&p), a.figure(&p))
         }
-        other => bail!("stage {}: {}", task.stage, unknown_command(other)),
+        other => bail!("stage {}: {}", task.stage, unknown_command(other, &COMMANDS)),
     })
 }
 

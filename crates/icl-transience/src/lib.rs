@@ -17,27 +17,16 @@ pub mod params;
 
 use analysis::Curve;
 use anyhow::{bail, ensure, Result};
-use icl_eval::claim::{self, Claim};
+use icl_eval::claim::Claim;
+use icl_eval::stage_io::{self, errs, input_paths, params, unknown_command};
 use icl_eval::frame::{self, f64s};
-use icl_eval::params::{check, C7Params, Validate};
+use icl_eval::params::{check, C7Params};
 use icl_store::task::{ParamError, Stage, TaskSpec};
 use params::{C10Params, C11Params, C12Params};
-use std::path::PathBuf;
 
 pub const COMMANDS: [&str; 4] = ["c8", "c10", "c11", "c12"];
-/// Outputs a claim task may declare; `claim` is required.
-pub const OUTPUTS: [&str; 3] = ["claim", "figure_png", "figure_svg"];
-
 /// The `icl-transience` stage.
 pub struct TransienceStage;
-
-fn errs<T>(r: Result<T, Vec<ParamError>>) -> Vec<ParamError> {
-    r.err().unwrap_or_default()
-}
-
-fn unknown_command(c: &str) -> String {
-    format!("unknown command `{c}`; allowed: {}", COMMANDS.join(", "))
-}
 
 impl Stage for TransienceStage {
     fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
@@ -46,59 +35,13 @@ impl Stage for TransienceStage {
             "c10" => errs(check::<C10Params>(params)),
             "c11" => errs(check::<C11Params>(params)),
             "c12" => errs(check::<C12Params>(params)),
-            other => vec![ParamError::new("command", unknown_command(other))],
+            other => vec![ParamError::new("command", unknown_command(other, &COMMANDS))],
         }
     }
 
     fn run(&self, task: &TaskSpec) -> Result<()> {
-        for o in &task.outputs {
-            ensure!(
-                OUTPUTS.contains(&o.as_str()),
-                "stage {}: output `{o}` is not produced by icl-transience (allowed: {})",
-                task.stage,
-                OUTPUTS.join(", ")
-            );
-        }
-        ensure!(
-            task.outputs.iter().any(|o| o == "claim"),
-            "stage {}: declare output `claim`",
-            task.stage
-        );
-        let (c, figure) = run_command(task)?;
-        claim::write(
-            &task.output_path("claim", "parquet"),
-            std::slice::from_ref(&c),
-        )?;
-        if task.outputs.iter().any(|o| o == "figure_png") {
-            figure.save_png(&task.output_path("figure_png", "png"))?;
-        }
-        if task.outputs.iter().any(|o| o == "figure_svg") {
-            figure.save_svg(&task.output_path("figure_svg", "svg"))?;
-        }
-        Ok(())
+        stage_io::run_claim(task, "icl-transience", run_command)
     }
-}
-
-fn params<T: serde::de::DeserializeOwned + Validate>(task: &TaskSpec) -> Result<T> {
-    check::<T>(&task.params).map_err(|e| {
-        let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!(
-            "stage {}: invalid parameters: {}",
-            task.stage,
-            msgs.join("; ")
-        )
-    })
-}
-
-fn input_paths(task: &TaskSpec, name: &str) -> Result<Vec<PathBuf>> {
-    let refs = task.inputs_all(name);
-    ensure!(
-        !refs.is_empty(),
-        "stage {}: input `{name}` is missing or empty (declared: {})",
-        task.stage,
-        task.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    Ok(refs.iter().map(|r| r.path.clone()).collect())
 }
 
 /// One training run: its curve and the summary's attention weight decay.
@@ -193,7 +136,7 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
             let a = c12::analyze(&df, beta.as_deref(), &p)?;
             (a.claim(&p), a.figure(&p))
         }
-        other => bail!("stage {}: {}", task.stage, unknown_command(other)),
+        other => bail!("stage {}: {}", task.stage, unknown_command(other, &COMMANDS)),
     })
 }
 
