@@ -92,8 +92,13 @@ pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
             pass: r2 >= p.min_relation_r2,
             value: finite(r2),
             rule: format!(
-                "R^2 of ln(ICL loss) against ln e^(-W(a c3/lambda)) (c3 measured, lambda = wd_attn, one fitted constant a) >= {}",
-                p.min_relation_r2
+                "R^2 of ln(ICL loss) against ln e^(-W(a c3/lambda)) (c3 measured, lambda = wd_attn, one fitted constant a) >= {}{}",
+                p.min_relation_r2,
+                // The theory's own constant is a = 1: say how far the fitted one is from it.
+                relation.map_or(String::new(), |f| format!(
+                    " (fitted a = {:.2e}; with the theory's a = 1, R^2 = {:.3})",
+                    f.a_fit, f.r2_bare
+                ))
             ),
         },
     ];
