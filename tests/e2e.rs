@@ -10,21 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ICL: &str = env!("CARGO_BIN_EXE_icl");
+mod common;
+use common::{bin_dir, text, workspace, ICL};
 
-fn bin_dir() -> PathBuf {
-    match std::env::var_os("ICL_BIN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(ICL).parent().unwrap().to_path_buf(),
-    }
-}
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn require_datagen() {
     let p = bin_dir().join("icl-datagen");
@@ -101,13 +90,6 @@ fn copy_crate_sources(from: &Path, to: &Path) {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()

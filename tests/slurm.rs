@@ -17,21 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ICL: &str = env!("CARGO_BIN_EXE_icl");
+mod common;
+use common::{bin_dir, text, workspace, ICL};
 
-fn real_bins() -> PathBuf {
-    match std::env::var_os("ICL_BIN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(ICL).parent().unwrap().to_path_buf(),
-    }
-}
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// Whether Slurm answers; prints SKIP (or panics under CI_REQUIRE_SLURM=1) when it does not.
 fn slurm_up(test: &str) -> bool {
@@ -109,7 +98,7 @@ impl Sandbox {
         fs::write(ws.join("pipeline.yaml"), yaml).unwrap();
         let bins = root.join("bin");
         fs::create_dir_all(&bins).unwrap();
-        for e in fs::read_dir(real_bins()).unwrap().flatten() {
+        for e in fs::read_dir(bin_dir()).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if (name == "icl" || name.starts_with("icl-"))
                 && !name.contains('.')
@@ -201,14 +190,6 @@ impl Sandbox {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// (stage, point) -> (key, {output: hash}) over every run record of a store.
 type Records = BTreeMap<(String, String), (String, BTreeMap<String, String>)>;

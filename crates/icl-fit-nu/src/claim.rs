@@ -8,20 +8,6 @@ use std::path::Path;
 /// claim crate and read by icl-report); this module adds the check-list helpers fit-nu's stages use.
 pub use icl_eval::claim::Verdict;
 
-/// All parts pass: reproduced; some pass: partly; none: not reproduced; no parts: inconclusive.
-pub fn verdict_from_parts(parts: &[bool]) -> Verdict {
-    let ok = parts.iter().filter(|p| **p).count();
-    if parts.is_empty() {
-        Verdict::Inconclusive
-    } else if ok == parts.len() {
-        Verdict::Reproduced
-    } else if ok > 0 {
-        Verdict::Partly
-    } else {
-        Verdict::Not
-    }
-}
-
 /// One verdict rule and its outcome; `details.checks` lists them (the report tabulates them).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Check {
@@ -43,9 +29,25 @@ impl Check {
     }
 }
 
-/// Verdict of a list of checks ([`verdict_from_parts`]).
-pub fn verdict_of(checks: &[Check]) -> Verdict {
-    verdict_from_parts(&checks.iter().map(|c| c.pass).collect::<Vec<_>>())
+/// Verdict of a list of checks with named core checks: all pass -> reproduced; every core check
+/// passes and another fails -> partly; a core check fails (or is missing) -> not reproduced;
+/// no checks -> inconclusive. The core is what the claim states; the rest are its numbers.
+pub fn verdict_of(checks: &[Check], core: &[&str]) -> Verdict {
+    if checks.is_empty() {
+        return Verdict::Inconclusive;
+    }
+    let core_ok = core
+        .iter()
+        .all(|n| checks.iter().any(|c| c.name == *n && c.pass));
+    Verdict::from_checks(core_ok, checks.iter().all(|c| c.pass))
+}
+
+/// The rule [`verdict_of`] applies, as REPORT.md prints it (`details.verdict_rule`).
+pub fn verdict_rule(core: &[&str]) -> String {
+    format!(
+        "reproduced: all checks pass; partly: the core checks ({}) pass and another fails; not reproduced: a core check fails",
+        core.join(", ")
+    )
 }
 
 /// The checks as JSON for `details.checks`.
@@ -207,11 +209,17 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_from_parts() {
-        assert_eq!(verdict_from_parts(&[true, true]), Verdict::Reproduced);
-        assert_eq!(verdict_from_parts(&[true, false]), Verdict::Partly);
-        assert_eq!(verdict_from_parts(&[false]), Verdict::Not);
-        assert_eq!(verdict_from_parts(&[]), Verdict::Inconclusive);
+    fn verdicts_follow_the_core_checks() {
+        let c = |n: &str, pass: bool| Check::new(n, pass, 1.0, "rule");
+        let core = ["a"];
+        assert_eq!(verdict_of(&[c("a", true), c("b", true)], &core), Verdict::Reproduced);
+        assert_eq!(verdict_of(&[c("a", true), c("b", false)], &core), Verdict::Partly);
+        // A passing non-core check does not rescue a failed core: not "partly".
+        assert_eq!(verdict_of(&[c("a", false), c("b", true)], &core), Verdict::Not);
+        // A core check that was never computed counts as failed.
+        assert_eq!(verdict_of(&[c("b", true)], &core), Verdict::Not);
+        assert_eq!(verdict_of(&[], &core), Verdict::Inconclusive);
+        assert!(verdict_rule(&core).contains("core checks (a)"));
         assert_eq!(round_sig(123456.789, 3), 123000.0);
         assert_eq!(round_sig(0.000123456, 2), 0.00012);
     }

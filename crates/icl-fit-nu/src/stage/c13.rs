@@ -13,7 +13,7 @@
 //! Nothing is fitted to the minimal model's K sweep.
 
 use super::common::{default_boot, default_level, Checker, Output, Validate};
-use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use crate::memo;
@@ -24,6 +24,9 @@ use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+
+/// Core checks (the reduced dynamics' t_ICL at a held-out N and its linearity; beta0 and K* predictions are further checks).
+const CORE: &[&str] = &["holdout_t_icl_predicted", "t_icl_linear_in_N"];
 
 /// Which moment of the reduced dynamics is compared with the measured t_ICL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -706,7 +709,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
     let verdict = if point.is_none() {
         Verdict::Inconclusive
     } else {
-        verdict_of(&checks)
+        verdict_of(&checks, CORE)
     };
 
     let value = point.as_ref().map(|s| s.holdout_ratio).unwrap_or(f64::NAN);
@@ -723,6 +726,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
         "beta0_slope_ode": point.as_ref().map(|s| num(s.beta0_slope_ode)),
         "n_boot_ok": reps.len(),
         "regime": format!("cells with e^beta0 / (N - 1) > {} are outside the reduced dynamics (e^beta << N) and left out of fit and verdict", p.validity_max),
+        "verdict_rule": verdict_rule(CORE),
         "checks": checks_json(&checks),
         "cells": cells.iter().map(|c| json!({
             "beta0": c.beta0, "N": c.n, "runs": c.runs, "censored": c.censored, "lr": c.lr, "c1": num(c.c1), "c2": num(c.c2),

@@ -2,7 +2,7 @@
 //! from IWL to ICL as K grows, abrupt ICL acquisition, and (with L2 on beta, w) transience.
 
 use super::common::{k_label, Checker, Output, Validate};
-use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use crate::stats;
@@ -11,6 +11,9 @@ use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+
+/// Core checks (the transition in K itself; abruptness and transience are its further predictions).
+const CORE: &[&str] = &["icl_chance_at_smallest_K", "icl_high_at_largest_K", "sharp_transition"];
 
 fn boot300() -> usize {
     300
@@ -300,9 +303,10 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     let verdict = if by_k.len() < 3 {
         Verdict::Inconclusive
     } else {
-        verdict_of(&checks)
+        verdict_of(&checks, CORE)
     };
     let details = json!({
+        "verdict_rule": verdict_rule(CORE),
         "checks": checks_json(&checks),
         "transition": {
             "kstar": num(kf.kstar), "low": num(s.kstar_low[0]), "high": num(s.kstar_high[0]), "valid": kf.valid, "reason": kf.reason,

@@ -7,7 +7,7 @@
 //! the memorized distribution set from measured MLP-only curves (its c1 at the end of training).
 
 use super::common::{Checker, Output, Validate};
-use crate::claim::{checks_json, num, verdict_of, Check, Claim};
+use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim};
 use crate::io;
 use crate::landscape::{Grid, Landscape, PhiDist};
 use crate::stats;
@@ -16,6 +16,9 @@ use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// Core checks (how the landscape depends on the MLP outputs; the reduced-vs-exact agreement is a further number).
+const CORE: &[&str] = &["icl_downhill_in_both", "memorization_slows_as_predicted"];
 
 fn n100() -> u64 {
     100
@@ -276,7 +279,7 @@ pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
             format!("reduced-dynamics time to the ICL level within {} of the exact flow's, both distributions (value: worst relative gap)", p.time_tolerance),
         ),
     ];
-    let verdict = verdict_of(&checks);
+    let verdict = verdict_of(&checks, CORE);
     let details = json!({
         "N": p.n, "n_attended": n_ctx, "beta0": p.beta0, "beta_level": num(level), "accuracy": p.accuracy,
         "time_unit": "gradient-flow time (learning rate x iterations)",
@@ -291,6 +294,7 @@ pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
         "slowdown_exact": num(slowdown), "slowdown_reduced": num(slowdown_reduced),
         "exact_over_reduced": exact_vs_reduced.iter().map(|x| num(*x)).collect::<Vec<_>>(),
         "start_gradient_ratio": num(grad_ratio), "c1_ratio": num(c1_ratio),
+        "verdict_rule": verdict_rule(CORE),
         "checks": checks_json(&checks),
     });
     let claim = Claim {

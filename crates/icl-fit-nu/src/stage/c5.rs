@@ -2,13 +2,16 @@
 //! with nu ~ 0.7.
 
 use super::common::{default_boot, default_level, Checker, Output, Validate};
-use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::memo::{self, MemoRun, NuFit, Saturation};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// Core checks (the memorization law's form; the value of nu is compared with the paper's separately).
+const CORE: &[&str] = &["c1_decays", "I_K_saturated", "power_law"];
 
 pub const PAPER_NU: f64 = 0.7;
 
@@ -166,7 +169,7 @@ pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
                 f.fit.r2,
                 format!("R^2 of ln I_K against ln K >= {}", p.min_r2),
             ));
-            verdict_of(&checks)
+            verdict_of(&checks, CORE)
         }
     };
 
@@ -185,6 +188,7 @@ pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
             "k_used": f.k_used, "k_unsaturated": f.k_unsaturated,
             "fitted_including_unsaturated": fell_back || p.include_unsaturated,
         })),
+        "verdict_rule": verdict_rule(CORE),
         "checks": checks_json(&checks),
         "per_k": points.iter().map(|k| json!({
             "K": k.k, "seeds": k.n_seeds, "I_end": num(k.i_end), "I_half": num(k.i_half),

@@ -7,7 +7,7 @@ use super::c5::PAPER_NU;
 use super::common::{
     default_level, optional_input, read_nu_claim, Checker, NuFromClaim, Output, Validate,
 };
-use crate::claim::{checks_json, num, verdict_of, Check, Claim, Verdict};
+use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io;
 use crate::kstar::{self, KstarSettings, Point, ScalingFit};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
@@ -15,6 +15,9 @@ use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+
+/// Core checks (K* growing as a power of N; the exponent and the held-out prediction are its numbers).
+const CORE: &[&str] = &["enough_N", "kstar_grows_with_N"];
 
 fn boot500() -> usize {
     500
@@ -205,7 +208,7 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
                     p.prediction_factor
                 ),
             ));
-            verdict_of(&checks)
+            verdict_of(&checks, CORE)
         }
         _ => Verdict::Inconclusive,
     };
@@ -232,6 +235,7 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
             "ratio": num(h.ratio),
         })]).unwrap_or_default(),
         "min_rise": p.min_rise,
+        "verdict_rule": verdict_rule(CORE),
         "checks": checks_json(&checks),
         "per_N": s.per_n.iter().enumerate().map(|(i, (n, f))| json!({
             "N": n, "kstar": num(f.kstar), "low": num(s.kstar_low[i]), "high": num(s.kstar_high[i]),
