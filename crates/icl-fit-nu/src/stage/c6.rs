@@ -199,6 +199,18 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
                     s.low, s.high, p.slope_tolerance
                 ),
             ));
+            // The issue asks for both comparisons: the measured 1/nu above, the paper's 1/0.7 here.
+            let paper_slope = 1.0 / PAPER_NU;
+            checks.push(Check::new(
+                "slope_matches_paper_1_over_0.7",
+                (s.low <= paper_slope && paper_slope <= s.high)
+                    || (line.slope - paper_slope).abs() <= p.slope_tolerance,
+                line.slope,
+                format!(
+                    "the paper's 1/0.7 = {paper_slope:.3} inside the interval [{:.3}, {:.3}] or |slope - {paper_slope:.3}| <= {}",
+                    s.low, s.high, p.slope_tolerance
+                ),
+            ));
             checks.push(Check::new(
                 "holdout_predicted",
                 holdout.as_ref().map(|h| h.ratio.ln().abs() <= p.prediction_factor.ln()).unwrap_or(false),
