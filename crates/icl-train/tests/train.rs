@@ -500,3 +500,22 @@ fn artifact_schemas_follow_architecture() {
         assert_eq!(s.column_by_name(name).unwrap_or_else(|| panic!("no column {name}")).data_type(), &ty, "{name}");
     }
 }
+
+/// The `*_mlp` columns are the theory's phi statistics: the MLP on the query alone. For a
+/// transformer they are defined and differ from the full network's (attention on); the other
+/// models leave them NaN.
+#[test]
+fn mlp_only_statistics_come_from_the_logits_without_attention() {
+    let p = tiny("transformer", serde_json::json!(20), 6, serde_json::json!({"epochs": 2}));
+    let inputs = icl_train::fit::generate(&p, 200).unwrap();
+    let r = icl_train::train(&p, &inputs, None, &mut |_| {}).unwrap();
+    for row in &r.curve {
+        assert!(row.c1_mlp > 0.0 && row.c1_mlp < 1.0, "{row:?}");
+        assert!(row.c3_mlp.is_finite() && row.c3_mlp > 0.0, "{row:?}");
+    }
+    assert!(r.curve.iter().any(|row| (row.c3_mlp - row.c3).abs() > 1e-6 * row.c3), "attention changes the margins");
+    let p = tiny("mlp_only", serde_json::json!(40), 6, serde_json::json!({"epochs": 1}));
+    let inputs = icl_train::fit::generate(&p, 200).unwrap();
+    let r = icl_train::train(&p, &inputs, None, &mut |_| {}).unwrap();
+    assert!(r.curve.iter().all(|row| row.c3_mlp.is_nan() && row.c3.is_finite()));
+}

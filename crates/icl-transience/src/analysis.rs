@@ -46,8 +46,12 @@ pub struct Curve {
     pub iwl_acc: Vec<f64>,
     pub icl_loss: Vec<f64>,
     pub iwl_loss: Vec<f64>,
-    /// c3 = <exp(-l phi)> of the network's output where the context cannot help (NaN if absent).
+    /// c3 = <exp(-l phi)> on the IWL queries: of the MLP alone (the curve's `c3_mlp`, attention
+    /// output removed: the theory's phi) where the curve has it, else of the whole network (`c3`).
+    /// NaN if absent.
     pub c3: Vec<f64>,
+    /// Which curve column `c3` came from (`c3_mlp`, `c3`, or `none`).
+    pub c3_source: &'static str,
 }
 
 impl Curve {
@@ -59,10 +63,14 @@ impl Curve {
                 column_names(df)
             );
         }
-        let c3 = if df.column("c3").is_ok() {
-            f64s(df, "c3")?
-        } else {
-            vec![f64::NAN; df.height()]
+        let mlp = match df.column("c3_mlp") {
+            Ok(_) => Some(f64s(df, "c3_mlp")?).filter(|v| v.iter().any(|x| x.is_finite())),
+            Err(_) => None,
+        };
+        let (c3, c3_source) = match mlp {
+            Some(v) => (v, "c3_mlp"),
+            None if df.column("c3").is_ok() => (f64s(df, "c3")?, "c3"),
+            None => (vec![f64::NAN; df.height()], "none"),
         };
         let c = Curve {
             label: label.into(),
@@ -72,6 +80,7 @@ impl Curve {
             icl_loss: f64s(df, "icl_loss")?,
             iwl_loss: f64s(df, "iwl_loss")?,
             c3,
+            c3_source,
         };
         ensure!(c.len() > 0, "curve has no rows");
         ensure!(
@@ -400,6 +409,7 @@ mod tests {
             icl_loss: icl.iter().map(|a| 1.0 - a + 0.01).collect(),
             iwl_loss: iwl.iter().map(|a| 1.0 - a + 0.01).collect(),
             c3: iwl.iter().map(|a| 1.0 - a + 0.01).collect(),
+            c3_source: "c3",
         }
     }
 

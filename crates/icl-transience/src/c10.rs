@@ -138,7 +138,8 @@ impl C10Analysis {
             "transient_with_iwl_rise": self.n_shown,
             "fraction_wilson_95": [self.frac_low, self.frac_high],
             "relation": self.relation,
-            "relation_method": "post-acquisition evaluations of every acquiring run; theory ICL loss = e^(-W(a c3/lambda)) with W the Lambert function (w_tr e^(w_tr) = c3/lambda), c3 from the curve's c3 column (network output on the IWL test, where the context cannot help), lambda = wd_attn; a = 1 is the bare prediction (r2_bare), a fitted by least squares in ln ICL loss (a_fit, r2_fit); spearman_icl_iwl is Fig 6d's relation",
+            "c3_source": self.runs.iter().map(|r| r.curve.c3_source).collect::<std::collections::BTreeSet<_>>(),
+            "relation_method": "post-acquisition evaluations of every acquiring run; theory ICL loss = e^(-W(a c3/lambda)) with W the Lambert function (w_tr e^(w_tr) = c3/lambda), c3 on the IWL test (where the context cannot help) from the curve's c3_mlp column (the MLP on the query with the attention output removed: the theory's phi) where present, else its c3 column (the whole network; c3_source says which), lambda = wd_attn; a = 1 is the bare prediction (r2_bare), a fitted by least squares in ln ICL loss (a_fit, r2_fit); spearman_icl_iwl is Fig 6d's relation",
             "checks": self.checks,
             "verdict_rule": "reproduced: all checks pass; partly: a transient run exists but the loss relation fails a check; not reproduced: no run is acquired then lost with IWL rising; inconclusive: no curve with 3 evaluations",
         });
