@@ -149,10 +149,14 @@ pub struct LinFit {
     pub n: usize,
 }
 
+/// The (x, y) pairs where both are finite, in order: what every fit here runs on.
+pub fn finite_pairs(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
+    x.iter().zip(y).map(|(&a, &b)| (a, b)).filter(|(a, b)| a.is_finite() && b.is_finite()).collect()
+}
+
 /// Least-squares line through finite (x, y) pairs; `None` below two distinct x values.
 pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<LinFit> {
-    let pts: Vec<(f64, f64)> =
-        x.iter().zip(y).map(|(&a, &b)| (a, b)).filter(|(a, b)| a.is_finite() && b.is_finite()).collect();
+    let pts = finite_pairs(x, y);
     let n = pts.len();
     if n < 2 {
         return None;
@@ -346,6 +350,46 @@ pub fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// Ranks (average ranks for ties), 1-based.
+pub fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman rank correlation over finite pairs (NaN below 3 pairs or with a constant side).
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    let pts = finite_pairs(x, y);
+    if pts.len() < 3 {
+        return f64::NAN;
+    }
+    let rx = ranks(&pts.iter().map(|p| p.0).collect::<Vec<_>>());
+    let ry = ranks(&pts.iter().map(|p| p.1).collect::<Vec<_>>());
+    let n = rx.len() as f64;
+    let (mx, my) = (rx.iter().sum::<f64>() / n, ry.iter().sum::<f64>() / n);
+    let sxy: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let syy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    if sxx > 0.0 && syy > 0.0 {
+        sxy / (sxx * syy).sqrt()
+    } else {
+        f64::NAN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +540,13 @@ mod tests {
         assert_eq!(a, b);
         let c = bootstrap(&g, 50, 4, |s| Some(mean(&s[0])));
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn spearman_basics() {
+        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_nan());
+        assert_eq!(ranks(&[3.0, 1.0, 3.0]), vec![2.5, 1.0, 2.5]);
     }
 }

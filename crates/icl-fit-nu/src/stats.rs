@@ -67,12 +67,7 @@ impl LineFit {
 
 /// Least-squares line through the finite pairs; `None` with fewer than 2 of them or no spread in x.
 pub fn ols(x: &[f64], y: &[f64]) -> Option<LineFit> {
-    let pts: Vec<(f64, f64)> = x
-        .iter()
-        .zip(y)
-        .filter(|(a, b)| a.is_finite() && b.is_finite())
-        .map(|(a, b)| (*a, *b))
-        .collect();
+    let pts = icl_eval::stats::finite_pairs(x, y);
     let n = pts.len();
     if n < 2 {
         return None;
@@ -218,12 +213,7 @@ pub struct SigmoidBounds {
 /// `(a, b)`, so we solve those exactly (clamped to [0, 1]) and search `(a, b)`: a grid, then
 /// Nelder-Mead from the best grid points. Deterministic. `None` with fewer than 4 points.
 pub fn fit_sigmoid(x: &[f64], y: &[f64], bounds: SigmoidBounds) -> Option<SigmoidFit> {
-    let pts: Vec<(f64, f64)> = x
-        .iter()
-        .zip(y)
-        .filter(|(a, b)| a.is_finite() && b.is_finite())
-        .map(|(a, b)| (*a, *b))
-        .collect();
+    let pts = icl_eval::stats::finite_pairs(x, y);
     if pts.len() < 4 {
         return None;
     }

@@ -6,7 +6,8 @@
 //! of loss over the acquiring runs (a run not lost within its budget counts as +inf, so the median
 //! is "beyond the budget" when most are not lost; runs never acquiring have no time of loss).
 
-use crate::analysis::{analyze_run, ranks, spearman, Class, RunAnalysis, Thresholds};
+use crate::analysis::{analyze_run, Class, RunAnalysis, Thresholds};
+use icl_eval::stats::{ranks, spearman};
 use crate::params::C11Params;
 use crate::{Check, Run};
 use anyhow::{ensure, Result};
