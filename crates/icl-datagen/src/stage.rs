@@ -7,7 +7,7 @@ use icl_store::task::{check_params, ParamError, Stage, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    generate_items, make_icl_test, make_iwl_test, make_novel, ContextMode, ItemSet, NumItems,
+    generate_items, make_icl_test, make_iwl_test, make_novel, ItemSet, NumItems,
     DEFAULT_D, DEFAULT_N_TEST,
 };
 
@@ -46,10 +46,11 @@ pub struct TestsetsParams {
     /// catches a pipeline that wires the wrong item set.
     #[serde(default)]
     pub data_seed: Option<u64>,
-    /// Context rule of the ICL test sequences (`standard` or `equalized`), normally the rule the
-    /// runs train with.
-    #[serde(default)]
-    pub context: ContextMode,
+    /// Not a test-set parameter: accepted only to reject it with a clear message. Every run,
+    /// whatever its training context rule, is scored on the standard ICL test (as in the
+    /// reference code), where label counts carry no information about the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 fn check_d(d: usize, errs: &mut Vec<ParamError>) {
@@ -99,19 +100,14 @@ impl TestsetsParams {
         } else if self.n_test.saturating_mul(self.n) > u32::MAX as usize {
             errs.push(ParamError::new("n_test", "n_test * N must fit in 32 bits"));
         }
-        if self.context == ContextMode::Equalized {
-            if self.n >= 2 && (!self.n.is_multiple_of(2) || self.n < 4) {
-                errs.push(ParamError::new(
-                    "N",
-                    format!("equalized contexts need an even N >= 4 (got {})", self.n),
-                ));
-            }
-            if self.k.is_infinite() {
-                errs.push(ParamError::new(
-                    "context",
-                    "equalized contexts need a finite K (got K = inf)",
-                ));
-            }
+        if let Some(c) = &self.context {
+            errs.push(ParamError::new(
+                "context",
+                format!(
+                    "the ICL test is built with standard contexts for every run (got `{c}`): an equalized test \
+                     lets the minority-label shortcut score; `context` belongs to the train stage"
+                ),
+            ));
         }
         errs
     }
@@ -209,7 +205,7 @@ pub fn run_testsets(p: &TestsetsParams, items: &ItemSet) -> anyhow::Result<Tests
     let novel = make_novel(p.k, p.d, p.test_seed).context("novel items")?;
     ensure_disjoint(items, &novel.items)?;
     let icl_test =
-        make_icl_test(&novel, p.n, p.n_test, p.context, p.test_seed).context("ICL test set")?;
+        make_icl_test(&novel, p.n, p.n_test, p.test_seed).context("ICL test set")?;
     let iwl_test = make_iwl_test(p.k, p.n, p.n_test, p.test_seed).context("IWL test set")?;
     Ok(TestsetsOutput {
         novel_items: (*novel.items).clone(),

@@ -40,8 +40,9 @@ pub fn make_novel(k: NumItems, d: usize, test_seed: u64) -> Result<NovelSet, Dat
     })
 }
 
-/// ICL test set: sequences built exactly like training sequences (same context rule) from the
-/// novel items; `item[s*n + p]` indexes `novel_items`, `label` is that item's label.
+/// ICL test set: standard-context sequences (the query has a match; the other context items are
+/// uniform) of the novel items; `item[s*n + p]` indexes `novel_items`, `label` is that item's
+/// label. Runs trained with equalized contexts are scored on this same test, as in the reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IclTest {
     pub n: usize,
@@ -61,14 +62,13 @@ pub fn make_icl_test(
     novel: &NovelSet,
     n: usize,
     n_test: usize,
-    mode: ContextMode,
     test_seed: u64,
 ) -> Result<IclTest, DatagenError> {
     let data = TrainData::Finite {
         items: novel.items.clone(),
         labels: novel.labels.clone(),
     };
-    let mut sampler = Sampler::with_stream(data, n, mode, test_seed, STREAM_ICL_TEST)?;
+    let mut sampler = Sampler::with_stream(data, n, ContextMode::Standard, test_seed, STREAM_ICL_TEST)?;
     let mut item = Vec::with_capacity(n_test * n);
     for _ in 0..n_test {
         item.extend_from_slice(sampler.next_ids().expect("finite sampler"));

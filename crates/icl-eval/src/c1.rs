@@ -7,7 +7,7 @@
 //! x = log10 K (as the reference analysis does, all runs as points), K* = 10^b, and bootstrap
 //! K* by resampling runs (seeds) within each K.
 
-use crate::claim::{Claim, Verdict};
+use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{column_names, f64s};
 use crate::params::C1Params;
 use crate::sigmoid::{self, Bounds, Sigmoid, SigmoidFit};
@@ -37,14 +37,6 @@ pub struct KStats {
     pub iwl_max: f64,
 }
 
-/// One check of the verdict rules, with the number and threshold behind it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
-    pub value: Option<f64>,
-    pub rule: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct C1Analysis {
@@ -120,11 +112,15 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         .map(|i| (ks[i], icl[i], iwl[i]))
         .collect();
 
+    // The ICL thresholds must tell copying from counting at the runs' N (crate::floor).
+    let ns = crate::frame::context_lengths(df)?;
+    let n_max_floor = ns.iter().map(|&n| crate::floor::count_floor(n)).fold(0.5, f64::max);
+    let icl_low_max = p.icl_low_max.unwrap_or(n_max_floor + crate::floor::FLOOR_MARGIN);
     let mut checks = Vec::new();
     let (first, last) = (per_k.first(), per_k.last());
     let enough = per_k.len() >= 3 && runs.len() >= 4;
     checks.push(Check {
-        name: "enough_data",
+        name: "enough_data".into(),
         pass: enough,
         value: Some(per_k.len() as f64),
         rule: "at least 3 distinct finite K values and 4 runs".into(),
@@ -139,25 +135,29 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
     let lt = |x: f64, t: f64| x < t;
     let gt = |x: f64, t: f64| x > t;
     checks.push(Check {
-        name: "icl_chance_at_smallest_K",
-        pass: end(icl_small, lt, p.icl_low_max),
+        name: "icl_chance_at_smallest_K".into(),
+        pass: end(icl_small, lt, icl_low_max),
         value: icl_small,
-        rule: format!("mean ICL accuracy at the smallest K < {}", p.icl_low_max),
+        rule: format!(
+            "mean ICL accuracy at the smallest K < {:.3} (no better than counting: {})",
+            icl_low_max,
+            if p.icl_low_max.is_some() { "set in the pipeline" } else { "the count floor + 0.05" }
+        ),
     });
     checks.push(Check {
-        name: "icl_high_at_largest_K",
+        name: "icl_high_at_largest_K".into(),
         pass: end(icl_large, gt, p.icl_high_min),
         value: icl_large,
         rule: format!("mean ICL accuracy at the largest K > {}", p.icl_high_min),
     });
     checks.push(Check {
-        name: "iwl_high_at_smallest_K",
+        name: "iwl_high_at_smallest_K".into(),
         pass: end(iwl_small, gt, p.iwl_high_min),
         value: iwl_small,
         rule: format!("mean IWL accuracy at the smallest K > {}", p.iwl_high_min),
     });
     checks.push(Check {
-        name: "iwl_chance_at_largest_K",
+        name: "iwl_chance_at_largest_K".into(),
         pass: end(iwl_large, lt, p.iwl_low_max),
         value: iwl_large,
         rule: format!("mean IWL accuracy at the largest K < {}", p.iwl_low_max),
@@ -209,7 +209,7 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         }
     }
     checks.push(Check {
-        name: "fit_locates_K_star",
+        name: "fit_locates_K_star".into(),
         pass: fit_ok,
         value: finite(k_star),
         rule: format!(
@@ -220,13 +220,19 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         ),
     });
     checks.push(Check {
-        name: "narrow_transition",
+        name: "narrow_transition".into(),
         pass: fit_ok && width <= p.max_width_decades,
         value: finite(width),
         rule: format!("10%-90% rise width 2 ln 9 / a <= {} decades of K", p.max_width_decades),
     });
+    let floor_low = crate::floor::floor_check("no_ICL", icl_low_max, &ns);
+    let floor_high = crate::floor::floor_check("ICL_acquired", p.icl_high_min, &ns);
+    let floors_ok = floor_low.pass && floor_high.pass;
+    checks.push(floor_low);
+    checks.push(floor_high);
     // Core of the claim: a transition exists (chance at small K, ICL at large K). Without it
-    // the other checks cannot rescue the claim; a model without attention fails here.
+    // the other checks cannot rescue the claim; a model without attention fails here. A
+    // threshold inside the count floor cannot test it at all: inconclusive.
     let core = enough && checks[1].pass && checks[2].pass;
     let all = checks.iter().all(|c| c.pass);
     Ok(C1Analysis {
@@ -240,7 +246,7 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         width_decades: width,
         boot_ok,
         checks,
-        verdict: Verdict::from_checks_if(enough, core, all),
+        verdict: Verdict::from_checks_if(enough && floors_ok, core, all),
     })
 }
 
@@ -262,7 +268,7 @@ impl C1Analysis {
             "runs_used": self.runs.len(),
             "runs_excluded_K_infinite": self.excluded_infinite_k,
             "checks": self.checks,
-            "verdict_rule": "inconclusive: fewer than 3 K values or 4 runs; reproduced: all checks pass; partly: ICL is near chance at the smallest K and high at the largest K but another check fails; not reproduced: otherwise",
+            "verdict_rule": "inconclusive: fewer than 3 K values or 4 runs, or an ICL threshold within 0.05 of the count floor; reproduced: all checks pass; partly: ICL is near chance at the smallest K and high at the largest K but another check fails; not reproduced: otherwise",
         });
         Claim {
             claim: "C1".into(),

@@ -2,14 +2,15 @@
 //!
 //! Input: the learning curves of several runs above K* (and optionally their summaries, in the
 //! same order, for labels). Abruptness per run is the plateau-to-rise ratio:
-//!   plateau = iterations until ICL accuracy first reaches `plateau_threshold` (0.6),
+//!   plateau = iterations until ICL accuracy first reaches `plateau_threshold` (default: the
+//!             label-count floor of the runs' N + 0.05, see [`crate::floor`]),
 //!   rise    = iterations from there until it first reaches `acquired_threshold` (0.95),
 //! with crossing times linearly interpolated between evaluations. A rise cannot be resolved
 //! below one evaluation interval, so it is floored at that interval: the ratio is then a lower
 //! bound on the true abruptness. Runs that never reach the acquisition threshold have no ratio
 //! and are counted as not acquired.
 
-use crate::claim::{Claim, Verdict};
+use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{column_names, f64s};
 use crate::params::C2Params;
 use crate::stats::{bootstrap, finite, median, percentile_interval};
@@ -73,11 +74,11 @@ pub fn crossing(t: &[f64], y: &[f64], thr: f64) -> Option<f64> {
     Some(if y1 > y0 { t0 + (thr - y0) / (y1 - y0) * (t1 - t0) } else { t1 })
 }
 
-pub fn abruptness(c: &Curve, p: &C2Params) -> RunAbruptness {
+pub fn abruptness(c: &Curve, plateau_threshold: f64, acquired_threshold: f64) -> RunAbruptness {
     let dts: Vec<f64> = c.iteration.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).collect();
     let eval_interval = if dts.is_empty() { 1.0 } else { median(&dts) };
-    let t_lo = crossing(&c.iteration, &c.icl_acc, p.plateau_threshold);
-    let t_hi = crossing(&c.iteration, &c.icl_acc, p.acquired_threshold);
+    let t_lo = crossing(&c.iteration, &c.icl_acc, plateau_threshold);
+    let t_hi = crossing(&c.iteration, &c.icl_acc, acquired_threshold);
     let (plateau, rise, ratio) = match (t_lo, t_hi) {
         (Some(a), Some(b)) => {
             let rise = (b - a).max(0.0);
@@ -97,13 +98,6 @@ pub fn abruptness(c: &Curve, p: &C2Params) -> RunAbruptness {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
-    pub value: Option<f64>,
-    pub rule: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct C2Analysis {
@@ -113,13 +107,22 @@ pub struct C2Analysis {
     pub ratio_low: f64,
     pub ratio_high: f64,
     pub acquired_frac: f64,
+    /// The plateau threshold used (set, or the count floor of `ns` + margin).
+    pub plateau_threshold: f64,
+    /// Context lengths of the runs (for the count floor).
+    pub ns: Vec<u64>,
     pub checks: Vec<Check>,
     pub verdict: Verdict,
 }
 
-pub fn analyze(curves: Vec<Curve>, p: &C2Params) -> Result<C2Analysis> {
+/// `ns`: the runs' context lengths (from their summaries), which set the count floor the
+/// plateau threshold must clear.
+pub fn analyze(curves: Vec<Curve>, ns: &[u64], p: &C2Params) -> Result<C2Analysis> {
     ensure!(!curves.is_empty(), "no learning curves given");
-    let runs: Vec<RunAbruptness> = curves.iter().map(|c| abruptness(c, p)).collect();
+    let floor = ns.iter().map(|&n| crate::floor::count_floor(n)).fold(0.5, f64::max);
+    let plateau_threshold = p.plateau_threshold.unwrap_or(floor + crate::floor::FLOOR_MARGIN);
+    let runs: Vec<RunAbruptness> =
+        curves.iter().map(|c| abruptness(c, plateau_threshold, p.acquired_threshold)).collect();
     let ratios: Vec<f64> = runs.iter().filter_map(|r| r.ratio).collect();
     let acquired_frac = ratios.len() as f64 / runs.len() as f64;
     let median_ratio = median(&ratios);
@@ -130,7 +133,7 @@ pub fn analyze(curves: Vec<Curve>, p: &C2Params) -> Result<C2Analysis> {
     }
     let checks = vec![
         Check {
-            name: "acquired",
+            name: "acquired".into(),
             pass: acquired_frac >= p.min_acquired_frac,
             value: Some(acquired_frac),
             rule: format!(
@@ -139,18 +142,21 @@ pub fn analyze(curves: Vec<Curve>, p: &C2Params) -> Result<C2Analysis> {
             ),
         },
         Check {
-            name: "plateau_longer_than_rise",
+            name: "plateau_longer_than_rise".into(),
             pass: median_ratio >= 1.0,
             value: finite(median_ratio),
             rule: "median plateau/rise ratio >= 1".into(),
         },
         Check {
-            name: "abrupt",
+            name: "abrupt".into(),
             pass: median_ratio >= p.min_ratio,
             value: finite(median_ratio),
             rule: format!("median plateau/rise ratio >= {}", p.min_ratio),
         },
+        crate::floor::floor_check("plateau_end", plateau_threshold, ns),
+        crate::floor::floor_check("acquisition", p.acquired_threshold, ns),
     ];
+    let floors_ok = checks[3].pass && checks[4].pass;
     let core = !ratios.is_empty() && checks[1].pass;
     let all = checks.iter().all(|c| c.pass);
     Ok(C2Analysis {
@@ -160,8 +166,10 @@ pub fn analyze(curves: Vec<Curve>, p: &C2Params) -> Result<C2Analysis> {
         ratio_low: lo,
         ratio_high: hi,
         acquired_frac,
+        plateau_threshold,
+        ns: ns.to_vec(),
         checks,
-        verdict: Verdict::from_checks(core, all),
+        verdict: Verdict::from_checks_if(floors_ok, core, all),
     })
 }
 
@@ -172,11 +180,13 @@ impl C2Analysis {
             "median_ratio": finite(self.median_ratio),
             "median_ratio_interval_95": [finite(self.ratio_low), finite(self.ratio_high)],
             "acquired_fraction": self.acquired_frac,
-            "thresholds": {"plateau": p.plateau_threshold, "acquired": p.acquired_threshold},
+            "thresholds": {"plateau": self.plateau_threshold, "acquired": p.acquired_threshold},
+            "count_floor": self.ns.iter().map(|&n| json!({"N": n, "floor": crate::floor::count_floor(n)})).collect::<Vec<_>>(),
+            "plateau_threshold_source": if p.plateau_threshold.is_some() { "set in the pipeline" } else { "count floor + 0.05: the plateau ends when accuracy first exceeds what predicting the context's majority label can give" },
             "definition": "ratio = t(plateau threshold) / max(t(acquired threshold) - t(plateau threshold), evaluation interval); crossing times interpolated linearly between evaluations",
             "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample acquiring runs, percentile interval of the median ratio"},
             "checks": self.checks,
-            "verdict_rule": "reproduced: all checks pass; partly: some run acquires and the median plateau exceeds the median rise; not reproduced: otherwise",
+            "verdict_rule": "inconclusive: a threshold within 0.05 of the count floor; reproduced: all checks pass; partly: some run acquires and the median plateau exceeds the median rise; not reproduced: otherwise",
         });
         Claim {
             claim: "C2".into(),
@@ -201,7 +211,7 @@ impl C2Analysis {
             Axis::linear("ICL accuracy (novel items)").range(0.3, 1.03),
         )
         .legend(Legend::LowerRight);
-        curves.push(Layer::hline(p.plateau_threshold).color(GREY).dashed());
+        curves.push(Layer::hline(self.plateau_threshold).color(GREY).dashed());
         curves.push(Layer::hline(p.acquired_threshold).color(GREY).dashed());
         for (i, c) in self.curves.iter().take(p.max_curves).enumerate() {
             let pts: Vec<(f64, f64)> = c.iteration.iter().copied().zip(c.icl_acc.iter().copied()).collect();

@@ -7,7 +7,7 @@
 //! below the censored fraction stays exact and the ones above are reported as "beyond the
 //! budget" (null in JSON) instead of being silently dropped or clipped.
 
-use crate::claim::{Claim, Verdict};
+use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{bools, column_names, f64s, opt_f64s};
 use crate::params::C7Params;
 use crate::stats::{
@@ -46,13 +46,6 @@ pub struct NStats {
     pub skewness: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
-    pub value: Option<f64>,
-    pub rule: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct C7Analysis {
@@ -271,16 +264,17 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     let n_fit = fit_pts.len();
     // Testable by design: the sweep has enough N values (whether their medians fall inside the
     // budget is a result, judged by the checks).
-    let testable = per_n.len() >= p.min_n_values;
+    let floor = crate::floor::floor_check("t_ICL_acquisition", crate::frame::acquisition_threshold(df)?, &crate::frame::context_lengths(df)?);
+    let testable = per_n.len() >= p.min_n_values && floor.pass;
     let checks = vec![
         Check {
-            name: "medians_inside_budget",
+            name: "medians_inside_budget".into(),
             pass: n_fit >= p.min_n_values,
             value: Some(n_fit as f64),
             rule: format!("at least {} values of N with a median t_ICL inside the training budget", p.min_n_values),
         },
         Check {
-            name: "linear_in_N",
+            name: "linear_in_N".into(),
             // R^2 alone is a poor judge both ways: noisy medians of a linear law give a low R^2,
             // and a convex law over a short N range a high one. So the medians must not depart
             // from a line beyond their errors; R^2 decides only when that test is unavailable.
@@ -297,7 +291,7 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
             ),
         },
         Check {
-            name: "long_tailed",
+            name: "long_tailed".into(),
             pass: pooled_tail_ratio >= p.min_tail_ratio,
             value: finite(pooled_tail_ratio),
             rule: format!(
@@ -305,6 +299,7 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
                 p.min_tail_ratio
             ),
         },
+        floor,
     ];
     let core = checks[0].pass && (checks[1].pass || checks[2].pass);
     let all = checks.iter().all(|c| c.pass);
@@ -350,7 +345,7 @@ impl C7Analysis {
             "interval_censoring": "tail ratios use quantiles of t_ICL spread uniformly over the evaluation interval before each run's t_icl (eval_every), so ties on the evaluation grid do not collapse them; medians and the fit use the plain t_icl",
             "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample runs within each N, recompute medians, refit; percentile interval of the slope"},
             "checks": self.checks,
-            "verdict_rule": "inconclusive: the sweep has fewer N values than min_n_values; reproduced: all checks pass; partly: enough medians inside the budget and either linearity or a long tail; not reproduced: otherwise",
+            "verdict_rule": "inconclusive: the sweep has fewer N values than min_n_values, or the acquisition threshold is within 0.05 of the count floor; reproduced: all checks pass; partly: enough medians inside the budget and either linearity or a long tail; not reproduced: otherwise",
         });
         let (value, low, high) = match self.fit {
             Some(f) => (f.slope, self.slope_low, self.slope_high),

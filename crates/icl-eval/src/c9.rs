@@ -5,26 +5,18 @@
 //! and Sarle's bimodality coefficient of t_ICL with never-acquired runs placed at the budget
 //! (the reference analysis' convention), with a bootstrap interval.
 
-use crate::claim::{Claim, Verdict};
+use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{bools, column_names, f64s, opt_f64s};
 use crate::params::C9Params;
 use crate::stats::{bimodality_coefficient, bootstrap, finite, median, percentile_interval, wilson};
 use anyhow::{ensure, Result};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, DARK, GREY};
 use polars::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
 pub const STATEMENT: &str = "Near K*, runs split into two groups: ICL is acquired early, or never (bimodal t_ICL).";
 pub const PAPER_VALUE: &str = "N = 100, K = 9666: histogram of t_ICL over seeds has a group acquiring early and a group never acquiring within training (Fig 6c)";
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
-    pub value: Option<f64>,
-    pub rule: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct C9Analysis {
@@ -95,9 +87,11 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
             (bc_lo, bc_hi) = percentile_interval(&draws, 0.95);
         }
     }
+    let floor = crate::floor::floor_check("t_ICL_acquisition", crate::frame::acquisition_threshold(df)?, &crate::frame::context_lengths(df)?);
+    let floor_ok = floor.pass;
     let checks = vec![
         Check {
-            name: "two_groups",
+            name: "two_groups".into(),
             pass: frac_low >= p.min_group_frac && frac_high <= 1.0 - p.min_group_frac,
             value: Some(frac),
             rule: format!(
@@ -107,13 +101,13 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
             ),
         },
         Check {
-            name: "acquired_early",
+            name: "acquired_early".into(),
             pass: median_t.is_finite() && median_t <= p.early_frac * budget,
             value: finite(median_t / budget),
             rule: format!("median t_ICL of acquiring runs <= {} x training budget", p.early_frac),
         },
         Check {
-            name: "bimodal",
+            name: "bimodal".into(),
             pass: bc > p.bimodality_threshold,
             value: finite(bc),
             rule: format!(
@@ -121,6 +115,7 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
                 p.bimodality_threshold
             ),
         },
+        floor,
     ];
     let core = checks[0].pass;
     let all = checks.iter().all(|c| c.pass);
@@ -139,7 +134,7 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
         bimodality_low: bc_lo,
         bimodality_high: bc_hi,
         checks,
-        verdict: Verdict::from_checks_if(n >= 4, core, all),
+        verdict: Verdict::from_checks_if(n >= 4 && floor_ok, core, all),
     })
 }
 
@@ -159,7 +154,7 @@ impl C9Analysis {
             "bimodality_interval_95": [finite(self.bimodality_low), finite(self.bimodality_high)],
             "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample runs, percentile interval of the bimodality coefficient"},
             "checks": self.checks,
-            "verdict_rule": "inconclusive: fewer than 4 runs; reproduced: all checks pass; partly: both groups are substantial but acquisition is not early or the coefficient is below threshold; not reproduced: one group only",
+            "verdict_rule": "inconclusive: fewer than 4 runs, or the acquisition threshold within 0.05 of the count floor; reproduced: all checks pass; partly: both groups are substantial but acquisition is not early or the coefficient is below threshold; not reproduced: one group only",
         });
         Claim {
             claim: "C9".into(),

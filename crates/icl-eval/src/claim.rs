@@ -64,6 +64,24 @@ impl Verdict {
     }
 }
 
+/// One verdict rule and its outcome; `details.checks` lists them (REPORT.md tabulates them).
+/// The one definition every claim crate uses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub pass: bool,
+    /// The measured number the rule looks at (null when there is none).
+    pub value: Option<f64>,
+    pub rule: String,
+}
+
+impl Check {
+    /// A check whose value is `value` when finite, null otherwise.
+    pub fn new(name: &str, pass: bool, value: f64, rule: impl Into<String>) -> Self {
+        Self { name: name.into(), pass, value: value.is_finite().then_some(value), rule: rule.into() }
+    }
+}
+
 /// One claim row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claim {

@@ -258,6 +258,41 @@ pub fn column_names(df: &DataFrame) -> String {
 }
 
 /// A column as f64 values (nulls as NaN), whatever its numeric type.
+/// The runs' ICL acquisition threshold (training parameter `t_icl_threshold`, which defines
+/// `t_icl` and `acquired` in the summaries); 0.95 (the paper's) for summaries without it. The
+/// runs must agree.
+pub fn acquisition_threshold(df: &DataFrame) -> Result<f64> {
+    if df.column("t_icl_threshold").is_err() {
+        return Ok(0.95);
+    }
+    let mut v: Vec<f64> = f64s(df, "t_icl_threshold")?.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    match v.as_slice() {
+        [t] => Ok(*t),
+        [] => bail!("summaries have no t_icl_threshold value"),
+        many => bail!("runs differ in t_icl_threshold ({many:?}); their t_ICL are not comparable"),
+    }
+}
+
+/// The distinct context lengths N (query included) of a summary frame's runs: what the
+/// label-count floor ([`crate::floor`]) depends on. Errors if the column is missing or not a
+/// positive integer.
+pub fn context_lengths(df: &DataFrame) -> Result<Vec<u64>> {
+    let name = ["N", "len_context"].into_iter().find(|c| df.column(c).is_ok()).ok_or_else(|| {
+        anyhow::anyhow!("summaries lack column `N` (the context length sets the label-count floor; have: {})", column_names(df))
+    })?;
+    let n = f64s(df, name)?;
+    let mut out = Vec::new();
+    for (i, v) in n.into_iter().enumerate() {
+        anyhow::ensure!(v.is_finite() && v >= 1.0 && v.fract() == 0.0, "summary {i}: N = {v} is not a positive integer");
+        out.push(v as u64);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 pub fn f64s(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
     use polars::prelude::DataType as P;
     let c = df

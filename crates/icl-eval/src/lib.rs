@@ -14,6 +14,7 @@ pub mod c2;
 pub mod c7;
 pub mod c9;
 pub mod claim;
+pub mod floor;
 pub mod frame;
 pub mod params;
 pub mod sigmoid;
@@ -58,8 +59,8 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
         }
         "c2" => {
             let p: C2Params = params(task)?;
-            let curves = read_curves(task, p.min_k)?;
-            let a = c2::analyze(curves, &p)?;
+            let (curves, ns) = read_curves(task, p.min_k)?;
+            let a = c2::analyze(curves, &ns, &p)?;
             (a.claim(&p), a.figure(&p))
         }
         "c7" => {
@@ -79,11 +80,15 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
 }
 
 /// Curves of `c2`, labelled and selected (see [`params::C2Params::min_k`]) from the
-/// summaries when those are given (same order and count as the curves).
-fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<Vec<c2::Curve>> {
+/// summaries (same order and count as the curves), and the selected runs' context lengths.
+fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<c2::Curve>, Vec<u64>)> {
     let paths = input_paths(task, "curves")?;
+    let ns: Vec<u64>;
     let selected: Vec<(PathBuf, String)> = match task.inputs_all("summaries") {
-        [] => paths.iter().enumerate().map(|(i, p)| (p.clone(), format!("run {}", i + 1))).collect(),
+        [] => bail!(
+            "stage {}: c2 needs the runs' `summaries` (same order as the curves): their N sets the label-count floor the plateau threshold must clear",
+            task.stage
+        ),
         refs => {
             ensure!(
                 refs.len() == paths.len(),
@@ -101,16 +106,22 @@ fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<Vec<c2::Curve>> {
                 task.stage,
                 min_k.unwrap_or(0)
             );
+            let n = frame::f64s(&df, "N")?;
+            let mut chosen: Vec<u64> = (0..df.height()).filter(|&i| keep[i]).map(|i| n[i] as u64).collect();
+            chosen.sort_unstable();
+            chosen.dedup();
+            ns = chosen;
             paths.iter().zip(labels).zip(keep).filter(|(_, k)| *k).map(|((p, l), _)| (p.clone(), l)).collect()
         }
     };
-    selected
+    let curves = selected
         .into_iter()
         .map(|(p, l)| {
             let df = frame::read_df(&p)?;
             c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((curves, ns))
 }
 
 /// Which runs `c2` uses: K >= `min_k` (K = inf, a null K, counts as above); without `min_k`,

@@ -71,13 +71,16 @@ has_common!(C1Params, C2Params, C7Params, C9Params);
 fn d_n_boot() -> usize {
     1000
 }
-fn d_06() -> f64 {
-    0.6
-}
-fn d_09() -> f64 {
+/// "High" accuracy: ICL acquired / items memorized.
+fn d_high_accuracy() -> f64 {
     0.9
 }
-fn d_095() -> f64 {
+/// IWL "near chance" (the IWL test has no count floor: its context never holds the query).
+fn d_iwl_chance_max() -> f64 {
+    0.6
+}
+/// The paper's t_ICL threshold.
+fn d_paper_acquired() -> f64 {
     0.95
 }
 
@@ -93,17 +96,18 @@ pub struct C1Params {
     /// Seed of the bootstrap's ChaCha8 generator.
     #[serde(default)]
     pub bootstrap_seed: u64,
-    /// ICL counts as "near chance" at the smallest K below this mean accuracy.
-    #[serde(default = "d_06")]
-    pub icl_low_max: f64,
+    /// ICL counts as absent at the smallest K below this mean accuracy. Default: the label-count
+    /// floor of the runs' N plus [`crate::floor::FLOOR_MARGIN`] ("no better than counting").
+    #[serde(default)]
+    pub icl_low_max: Option<f64>,
     /// ICL counts as acquired at the largest K above this mean accuracy.
-    #[serde(default = "d_09")]
+    #[serde(default = "d_high_accuracy")]
     pub icl_high_min: f64,
     /// IWL counts as memorized at the smallest K above this.
-    #[serde(default = "d_09")]
+    #[serde(default = "d_high_accuracy")]
     pub iwl_high_min: f64,
     /// IWL counts as near chance at the largest K below this.
-    #[serde(default = "d_06")]
+    #[serde(default = "d_iwl_chance_max")]
     pub iwl_low_max: f64,
     /// "Narrow": the sigmoid's 10%-90% rise spans at most this many decades of K.
     #[serde(default = "d_width")]
@@ -129,19 +133,21 @@ impl Validate for C1Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut e = Vec::new();
         check_common(&mut e, &self.common());
-        prob(&mut e, "icl_low_max", self.icl_low_max);
+        if let Some(v) = self.icl_low_max {
+            prob(&mut e, "icl_low_max", v);
+            if v >= self.icl_high_min {
+                e.push(ParamError::new(
+                    "icl_low_max",
+                    format!("must be below icl_high_min ({} >= {})", v, self.icl_high_min),
+                ));
+            }
+        }
         prob(&mut e, "icl_high_min", self.icl_high_min);
         prob(&mut e, "iwl_high_min", self.iwl_high_min);
         prob(&mut e, "iwl_low_max", self.iwl_low_max);
         prob(&mut e, "min_rise", self.min_rise);
         positive(&mut e, "max_width_decades", self.max_width_decades);
         positive(&mut e, "a_max", self.a_max);
-        if self.icl_low_max >= self.icl_high_min {
-            e.push(ParamError::new(
-                "icl_low_max",
-                format!("must be below icl_high_min ({} >= {})", self.icl_low_max, self.icl_high_min),
-            ));
-        }
         if self.iwl_low_max >= self.iwl_high_min {
             e.push(ParamError::new(
                 "iwl_low_max",
@@ -164,11 +170,12 @@ pub struct C2Params {
     /// Seed of the bootstrap's ChaCha8 generator.
     #[serde(default)]
     pub bootstrap_seed: u64,
-    /// The plateau ends when ICL accuracy first reaches this.
-    #[serde(default = "d_06")]
-    pub plateau_threshold: f64,
+    /// The plateau ends when ICL accuracy first reaches this. Default: the label-count floor of
+    /// the runs' N plus [`crate::floor::FLOOR_MARGIN`] (the first accuracy counting cannot give).
+    #[serde(default)]
+    pub plateau_threshold: Option<f64>,
     /// ICL is acquired when accuracy first reaches this (the paper's 0.95).
-    #[serde(default = "d_095")]
+    #[serde(default = "d_paper_acquired")]
     pub acquired_threshold: f64,
     /// "Abrupt": median plateau/rise ratio at least this.
     #[serde(default = "d_ratio")]
@@ -199,19 +206,18 @@ impl Validate for C2Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut e = Vec::new();
         check_common(&mut e, &self.common());
-        prob(&mut e, "plateau_threshold", self.plateau_threshold);
+        if let Some(v) = self.plateau_threshold {
+            prob(&mut e, "plateau_threshold", v);
+            if v >= self.acquired_threshold {
+                e.push(ParamError::new(
+                    "plateau_threshold",
+                    format!("must be below acquired_threshold ({} >= {})", v, self.acquired_threshold),
+                ));
+            }
+        }
         prob(&mut e, "acquired_threshold", self.acquired_threshold);
         prob(&mut e, "min_acquired_frac", self.min_acquired_frac);
         positive(&mut e, "min_ratio", self.min_ratio);
-        if self.plateau_threshold >= self.acquired_threshold {
-            e.push(ParamError::new(
-                "plateau_threshold",
-                format!(
-                    "must be below acquired_threshold ({} >= {})",
-                    self.plateau_threshold, self.acquired_threshold
-                ),
-            ));
-        }
         if self.max_curves == 0 {
             e.push(ParamError::new("max_curves", "must be >= 1 (got 0)"));
         }
@@ -351,7 +357,7 @@ mod tests {
     fn defaults_and_unknown_keys() {
         let p: C1Params = check(&json!({"profile": "ci"})).unwrap();
         assert_eq!(p.n_boot, 1000);
-        assert_eq!(p.icl_low_max, 0.6);
+        assert_eq!(p.icl_low_max, None);
         let e = check::<C1Params>(&json!({"profile": "ci", "bogus": 1})).unwrap_err();
         assert_eq!(e[0].key, "bogus");
         let e = check::<C7Params>(&json!({})).unwrap_err();

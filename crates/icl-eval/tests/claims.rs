@@ -357,7 +357,12 @@ fn c2_abrupt_vs_gradual() {
     let t6 = task(dir.path(), "c2", json!({"profile": "test", "n_boot": 200, "min_k": 100}), vec![("curves", curves), ("summaries", sums)]);
     let d6 = run(&t6);
     assert_eq!(d6.column("n_runs").unwrap().i64().unwrap().get(0), Some(6));
-    let expected = (5000.0 - 1.386 * 150.0) / (3.584 * 150.0);
+    // The plateau ends at the count floor of N = 100 + 0.05 (icl_eval::floor), where
+    // 0.5 + 0.5 sigmoid(x) crosses it: x0 = logit(2 (thr - 0.5)); 0.95 is at x = ln 9.
+    let thr = icl_eval::floor::count_floor(100) + icl_eval::floor::FLOOR_MARGIN;
+    let q = 2.0 * (thr - 0.5);
+    let x0 = (q / (1.0 - q)).ln();
+    let expected = (5000.0 + x0 * 150.0) / ((9f64.ln() - x0) * 150.0);
     let d = details(&df);
     let r0 = d["runs"][0]["ratio"].as_f64().unwrap();
     assert!((r0 - expected).abs() / expected < 0.05, "ratio {r0} vs {expected}");
@@ -366,9 +371,13 @@ fn c2_abrupt_vs_gradual() {
     // Slow, steady improvement: the rise is longer than the plateau.
     let dir2 = tempfile::tempdir().unwrap();
     let curves = write_curves(dir2.path(), &[(5000.0, 2000.0), (5500.0, 1800.0), (4500.0, 2200.0)]);
-    let t = task(dir2.path(), "c2", json!({"profile": "test", "n_boot": 200}), vec![("curves", curves)]);
+    let sums = write_summaries(dir2.path(), &runs[..3]);
+    let t = task(dir2.path(), "c2", json!({"profile": "test", "n_boot": 200, "min_k": 100}), vec![("curves", curves.clone()), ("summaries", sums)]);
     let df = run(&t);
     assert_eq!(s(&df, "verdict"), "not reproduced", "details: {}", s(&df, "details"));
+    // Without summaries there is no N, hence no count floor: refused.
+    let t = task(dir2.path(), "c2", json!({"profile": "test", "n_boot": 200}), vec![("curves", curves)]);
+    assert!(icl_eval::run_command(&t).is_err());
 }
 
 #[test]

@@ -32,6 +32,7 @@ fn run_with_a_task_file_and_usage_errors() {
         use std::sync::Arc;
         let b = arrow::record_batch::RecordBatch::try_from_iter(vec![
             ("K", Arc::new(Int64Array::from(vec![300])) as ArrayRef),
+            ("N", Arc::new(Int64Array::from(vec![100])) as ArrayRef),
             ("final_icl_acc", Arc::new(Float64Array::from(vec![if t.is_some() { 0.99 } else { 0.5 }])) as ArrayRef),
             ("iterations", Arc::new(UInt64Array::from(vec![10_000u64])) as ArrayRef),
             ("t_icl", Arc::new(UInt64Array::from(vec![*t])) as ArrayRef),

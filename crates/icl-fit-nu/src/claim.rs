@@ -8,26 +8,7 @@ use std::path::Path;
 /// claim crate and read by icl-report); this module adds the check-list helpers fit-nu's stages use.
 pub use icl_eval::claim::Verdict;
 
-/// One verdict rule and its outcome; `details.checks` lists them (the report tabulates them).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Check {
-    pub name: String,
-    pub pass: bool,
-    /// The measured number the rule looks at (null when there is none).
-    pub value: Option<f64>,
-    pub rule: String,
-}
-
-impl Check {
-    pub fn new(name: &str, pass: bool, value: f64, rule: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            pass,
-            value: value.is_finite().then_some(value),
-            rule: rule.into(),
-        }
-    }
-}
+pub use icl_eval::claim::Check;
 
 /// Verdict of a list of checks with named core checks: all pass -> reproduced; every core check
 /// passes and another fails -> partly; a core check fails (or is missing) -> not reproduced;

@@ -151,6 +151,8 @@ pub struct Summary {
     pub final_iwl_acc: f64,
     pub peak_icl_acc: f64,
     pub t_icl: Option<f64>,
+    /// The ICL accuracy that defines `t_icl` (training parameter; 0.95 when not recorded).
+    pub t_icl_threshold: f64,
     pub acquired: bool,
     pub early_stopped: bool,
 }
@@ -215,6 +217,7 @@ pub fn summary_from_frame(df: &DataFrame) -> Result<Summary> {
         final_iwl_acc: opt("final_iwl_acc")?.unwrap_or(f64::NAN),
         peak_icl_acc: opt("peak_icl_acc")?.unwrap_or(f64::NAN),
         t_icl: opt("t_icl")?,
+        t_icl_threshold: opt("t_icl_threshold")?.unwrap_or(0.95),
         acquired: flag("acquired")?,
         early_stopped: flag("early_stopped")?,
     })

@@ -317,6 +317,7 @@ mod tests {
             final_iwl_acc: 1.0,
             peak_icl_acc: f64::NAN,
             t_icl: None,
+            t_icl_threshold: 0.95,
             acquired: false,
             early_stopped: false,
         }

@@ -21,9 +21,8 @@
 //!   IWL test logits (the network's output when the context cannot help; NaN for K = inf); for
 //!   the minimal and MLP-only models the MLP's output on every training item (for the minimal
 //!   model at K = inf, on the ICL test queries, fresh items the MLP cannot have memorized).
-//! - `c1_mlp, c2_mlp, c3_mlp` (transformers only): the same statistics with phi = the logits
-//!   on the IWL test with the attention output at the query set to zero, i.e. the MLP alone,
-//!   which is the theory's phi (c3 for C10's post-acquisition relation); NaN for K = inf.
+//!   On the IWL test the query is unmatched, so the attention output carries no label
+//!   information and the whole network's margins estimate the theory's phi+ (C10 uses this c3).
 
 use icl_datagen::Batch;
 
@@ -60,9 +59,7 @@ pub fn c_stats(margins: &[f64]) -> (f64, f64, f64) {
 
 /// Runs `net` over every sequence of `set` in chunks of `chunk.b`. With `extras`, computes
 /// beta_eff and w_eff (transformers). Margins l * logit (or l * phi when `phi_margins`) are
-/// appended to `margins` if given; with `extras`, the margins of the logits without attention
-/// (the MLP on the query alone) to `mlp_margins` if given.
-#[allow(clippy::too_many_arguments)]
+/// appended to `margins` if given.
 pub fn evaluate_set(
     net: &mut Net,
     p: &Params,
@@ -71,7 +68,6 @@ pub fn evaluate_set(
     extras: bool,
     phi_margins: bool,
     mut margins: Option<&mut Vec<f64>>,
-    mut mlp_margins: Option<&mut Vec<f64>>,
 ) -> anyhow::Result<SetMetrics> {
     let total = set.n_seq();
     if total == 0 {
@@ -109,9 +105,6 @@ pub fn evaluate_set(
                     }
                     let l = chunk.labels[r * n + n - 1] as f64;
                     w_sum += l * (out.logits[r] as f64 - no_attn[r] as f64);
-                    if let Some(ms) = mlp_margins.as_deref_mut() {
-                        ms.push(l * no_attn[r] as f64);
-                    }
                 }
             }
         }
@@ -154,7 +147,6 @@ pub struct Evaluator {
     chunk_seq: Option<Batch>,
     chunk_item: Batch,
     margins: Vec<f64>,
-    mlp_margins: Vec<f64>,
 }
 
 /// One evaluation's numbers (a curve row without the training columns).
@@ -165,9 +157,6 @@ pub struct EvalRow {
     pub beta_eff: f64,
     pub w_eff: f64,
     pub c: (f64, f64, f64),
-    /// c1..c3 of the MLP's output on the IWL queries with the attention output removed
-    /// (transformers; the theory's phi). NaN for the other models.
-    pub c_mlp: (f64, f64, f64),
 }
 
 impl Evaluator {
@@ -181,45 +170,41 @@ impl Evaluator {
             chunk_seq: n.map(|n| Batch::new(b, n, d)),
             chunk_item: Batch::new(b, 1, d),
             margins: Vec::new(),
-            mlp_margins: Vec::new(),
         }
     }
 
     pub fn evaluate(&mut self, net: &mut Net, p: &Params) -> anyhow::Result<EvalRow> {
         let transformer = matches!(self.kind, ModelKind::Transformer | ModelKind::TwoLayer);
-        let mut row = EvalRow { icl: SetMetrics::NAN, iwl: SetMetrics::NAN, beta_eff: f64::NAN, w_eff: f64::NAN, c: (f64::NAN, f64::NAN, f64::NAN), c_mlp: (f64::NAN, f64::NAN, f64::NAN) };
+        let mut row = EvalRow { icl: SetMetrics::NAN, iwl: SetMetrics::NAN, beta_eff: f64::NAN, w_eff: f64::NAN, c: (f64::NAN, f64::NAN, f64::NAN) };
         if let (Some(set), Some(chunk)) = (&self.icl, self.chunk_seq.as_mut()) {
-            row.icl = evaluate_set(net, p, set, chunk, transformer, false, None, None)?;
+            row.icl = evaluate_set(net, p, set, chunk, transformer, false, None)?;
         }
         self.margins.clear();
-        self.mlp_margins.clear();
         match self.kind {
             ModelKind::Transformer | ModelKind::TwoLayer => {
                 if let (Some(set), Some(chunk)) = (&self.iwl, self.chunk_seq.as_mut()) {
-                    // extras: the logits without attention give the MLP-only margins.
-                    row.iwl = evaluate_set(net, p, set, chunk, true, false, Some(&mut self.margins), Some(&mut self.mlp_margins))?;
+                    row.iwl = evaluate_set(net, p, set, chunk, false, false, Some(&mut self.margins))?;
                 }
                 row.beta_eff = row.icl.beta_eff;
                 row.w_eff = row.icl.w_eff;
             }
             ModelKind::Minimal => {
                 if let (Some(set), Some(chunk)) = (&self.iwl, self.chunk_seq.as_mut()) {
-                    row.iwl = evaluate_set(net, p, set, chunk, false, false, None, None)?;
+                    row.iwl = evaluate_set(net, p, set, chunk, false, false, None)?;
                 }
                 if let Some(set) = &self.phi_set {
-                    evaluate_set(net, p, set, &mut self.chunk_item, false, true, Some(&mut self.margins), None)?;
+                    evaluate_set(net, p, set, &mut self.chunk_item, false, true, Some(&mut self.margins))?;
                 }
                 row.beta_eff = p.data[0][0] as f64;
                 row.w_eff = p.data[1][0] as f64;
             }
             ModelKind::MlpOnly => {
                 if let Some(set) = &self.phi_set {
-                    row.iwl = evaluate_set(net, p, set, &mut self.chunk_item, false, true, Some(&mut self.margins), None)?;
+                    row.iwl = evaluate_set(net, p, set, &mut self.chunk_item, false, true, Some(&mut self.margins))?;
                 }
             }
         }
         row.c = c_stats(&self.margins);
-        row.c_mlp = c_stats(&self.mlp_margins);
         Ok(row)
     }
 }

@@ -159,7 +159,7 @@ pub fn generate(p: &TrainParams, n_test: usize) -> anyhow::Result<RunInputs> {
         NumItems::Infinite => None,
     };
     let novel = make_novel(p.k, p.d, test_seed)?;
-    let icl = make_icl_test(&novel, p.n, n_test, p.context, test_seed)?;
+    let icl = make_icl_test(&novel, p.n, n_test, test_seed)?;
     let iwl = make_iwl_test(p.k, p.n, n_test, test_seed)?;
     Ok(RunInputs {
         items,

@@ -48,28 +48,24 @@ pub struct CurveRow {
     pub c1: f64,
     pub c2: f64,
     pub c3: f64,
-    /// c1..c3 of the MLP alone (attention output removed) on the IWL queries: transformers only.
-    pub c1_mlp: f64,
-    pub c2_mlp: f64,
-    pub c3_mlp: f64,
 }
 
 impl CurveRow {
-    pub const COLUMNS: [&'static str; 16] = [
+    pub const COLUMNS: [&'static str; 13] = [
         "iteration", "epoch", "train_loss", "train_acc", "icl_loss", "icl_acc", "iwl_loss", "iwl_acc", "beta_eff",
-        "w_eff", "c1", "c2", "c3", "c1_mlp", "c2_mlp", "c3_mlp",
+        "w_eff", "c1", "c2", "c3",
     ];
 
     /// The Float64 columns in [`Self::COLUMNS`] order (after `iteration`).
-    pub fn floats(&self) -> [f64; 15] {
+    pub fn floats(&self) -> [f64; 12] {
         [
             self.epoch, self.train_loss, self.train_acc, self.icl_loss, self.icl_acc, self.iwl_loss, self.iwl_acc,
-            self.beta_eff, self.w_eff, self.c1, self.c2, self.c3, self.c1_mlp, self.c2_mlp, self.c3_mlp,
+            self.beta_eff, self.w_eff, self.c1, self.c2, self.c3,
         ]
     }
 
     fn from_bits(it: u64, v: &[u64]) -> anyhow::Result<Self> {
-        anyhow::ensure!(v.len() == 15, "curve row has {} values, expected 15", v.len());
+        anyhow::ensure!(v.len() == 12, "curve row has {} values, expected 12", v.len());
         let f = |i: usize| f64::from_bits(v[i]);
         Ok(CurveRow {
             iteration: it,
@@ -85,9 +81,6 @@ impl CurveRow {
             c1: f(9),
             c2: f(10),
             c3: f(11),
-            c1_mlp: f(12),
-            c2_mlp: f(13),
-            c3_mlp: f(14),
         })
     }
 }
@@ -156,7 +149,7 @@ struct SavedState {
     iteration: u64,
     params_file: String,
     source: SourceState,
-    /// Curve rows as (iteration, the 15 floats as IEEE bit patterns): exact, and NaN-safe
+    /// Curve rows as (iteration, the 12 floats as IEEE bit patterns): exact, and NaN-safe
     /// (JSON has no NaN).
     curve: Vec<(u64, Vec<u64>)>,
 }
@@ -253,9 +246,6 @@ fn curve_row(p: &TrainParams, iteration: u64, train: (f64, f64), e: EvalRow) -> 
         c1: e.c.0,
         c2: e.c.1,
         c3: e.c.2,
-        c1_mlp: e.c_mlp.0,
-        c2_mlp: e.c_mlp.1,
-        c3_mlp: e.c_mlp.2,
     }
 }
 

@@ -3,7 +3,9 @@
 //! Definitions (thresholds are parameters; defaults stated in [`Thresholds`]):
 //! - acquisition: the first evaluation with ICL accuracy >= `acquire` (default 0.9);
 //! - peak: the highest ICL accuracy and the first evaluation reaching it;
-//! - time of loss: the first evaluation AFTER acquisition with ICL accuracy < `lose` (default 0.6);
+//! - time of loss: the first evaluation AFTER acquisition with ICL accuracy < `lose` (default:
+//!   halfway between `acquire` and the label-count floor of the run's N,
+//!   [`icl_eval::floor::lose_threshold`]: a run that falls back to counting has lost ICL);
 //! - class: `transient` (acquired, then lost), `not transient` (acquired, never lost within the
 //!   run), `no ICL` (never acquired), the paper's three outcomes of Fig 2e / A6.
 //!
@@ -24,17 +26,15 @@ use serde::Serialize;
 pub struct Thresholds {
     /// ICL counts as acquired at the first evaluation with accuracy >= this (default 0.9).
     pub acquire: f64,
-    /// ICL counts as lost at the first evaluation after acquisition with accuracy < this
-    /// (default 0.6; chance is 0.5).
+    /// ICL counts as lost at the first evaluation after acquisition with accuracy < this.
     pub lose: f64,
 }
 
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            acquire: 0.9,
-            lose: 0.6,
-        }
+impl Thresholds {
+    /// The thresholds for a run with context length `n`: `lose` as set, or by default halfway
+    /// between `acquire` and the count floor of `n`.
+    pub fn for_n(acquire: f64, lose: Option<f64>, n: u64) -> Self {
+        Self { acquire, lose: lose.unwrap_or_else(|| icl_eval::floor::lose_threshold(acquire, n)) }
     }
 }
 
@@ -47,12 +47,10 @@ pub struct Curve {
     pub iwl_acc: Vec<f64>,
     pub icl_loss: Vec<f64>,
     pub iwl_loss: Vec<f64>,
-    /// c3 = <exp(-l phi)> on the IWL queries: of the MLP alone (the curve's `c3_mlp`, attention
-    /// output removed: the theory's phi) where the curve has it, else of the whole network (`c3`).
-    /// NaN if absent.
+    /// The theory's c3 = <exp(-phi+)>, the in-weights margin the network applies to training
+    /// items: the curve's `c3`, from the whole network's logits on the IWL test (the query is
+    /// unmatched there, so the attention output carries no label information). NaN if absent.
     pub c3: Vec<f64>,
-    /// Which curve column `c3` came from (`c3_mlp`, `c3`, or `none`).
-    pub c3_source: &'static str,
 }
 
 impl Curve {
@@ -64,15 +62,7 @@ impl Curve {
                 column_names(df)
             );
         }
-        let mlp = match df.column("c3_mlp") {
-            Ok(_) => Some(f64s(df, "c3_mlp")?).filter(|v| v.iter().any(|x| x.is_finite())),
-            Err(_) => None,
-        };
-        let (c3, c3_source) = match mlp {
-            Some(v) => (v, "c3_mlp"),
-            None if df.column("c3").is_ok() => (f64s(df, "c3")?, "c3"),
-            None => (vec![f64::NAN; df.height()], "none"),
-        };
+        let c3 = if df.column("c3").is_ok() { f64s(df, "c3")? } else { vec![f64::NAN; df.height()] };
         let c = Curve {
             label: label.into(),
             iteration: f64s(df, "iteration")?,
@@ -81,7 +71,6 @@ impl Curve {
             icl_loss: f64s(df, "icl_loss")?,
             iwl_loss: f64s(df, "iwl_loss")?,
             c3,
-            c3_source,
         };
         ensure!(c.len() > 0, "curve has no rows");
         ensure!(
@@ -355,6 +344,8 @@ pub fn fit_relation(points: &[RelationPoint]) -> Option<RelationFit> {
 mod tests {
     use super::*;
 
+    const TH: Thresholds = Thresholds { acquire: 0.9, lose: 0.6 };
+
     fn curve(icl: &[f64], iwl: &[f64]) -> Curve {
         let n = icl.len();
         Curve {
@@ -365,7 +356,6 @@ mod tests {
             icl_loss: icl.iter().map(|a| 1.0 - a + 0.01).collect(),
             iwl_loss: iwl.iter().map(|a| 1.0 - a + 0.01).collect(),
             c3: iwl.iter().map(|a| 1.0 - a + 0.01).collect(),
-            c3_source: "c3",
         }
     }
 
@@ -375,7 +365,7 @@ mod tests {
             &[0.5, 0.7, 0.95, 0.97, 0.8, 0.55, 0.52],
             &[0.5, 0.55, 0.55, 0.6, 0.8, 0.95, 1.0],
         );
-        let a = analyze_run(&c, Thresholds::default());
+        let a = analyze_run(&c, TH);
         assert_eq!(a.class, Class::Transient);
         assert_eq!(a.t_acquire, Some(200.0));
         assert_eq!(a.t_loss, Some(500.0));
@@ -387,7 +377,7 @@ mod tests {
     fn dip_before_acquisition_is_not_a_loss() {
         // Below 0.6 before acquisition and never again after: acquired, not transient.
         let c = curve(&[0.5, 0.55, 0.92, 0.75, 0.99], &[0.5; 5]);
-        let a = analyze_run(&c, Thresholds::default());
+        let a = analyze_run(&c, TH);
         assert_eq!(a.class, Class::NotTransient);
         assert_eq!(a.t_loss, None);
         assert_eq!(a.final_icl_acc, 0.99);
@@ -396,7 +386,7 @@ mod tests {
     #[test]
     fn never_acquired() {
         let c = curve(&[0.5, 0.64, 0.89, 0.52], &[0.5, 0.9, 1.0, 1.0]);
-        let a = analyze_run(&c, Thresholds::default());
+        let a = analyze_run(&c, TH);
         assert_eq!(a.class, Class::NoIcl);
         assert_eq!((a.t_acquire, a.t_loss, a.iwl_rise), (None, None, None));
         assert_eq!(a.peak_icl_acc, 0.89);
@@ -405,7 +395,7 @@ mod tests {
     #[test]
     fn thresholds_are_parameters() {
         let c = curve(&[0.5, 0.85, 0.65, 0.55], &[0.5; 4]);
-        assert_eq!(analyze_run(&c, Thresholds::default()).class, Class::NoIcl);
+        assert_eq!(analyze_run(&c, TH).class, Class::NoIcl);
         let a = analyze_run(
             &c,
             Thresholds {

@@ -9,7 +9,8 @@
 use crate::analysis::{analyze_run, Class, RunAnalysis, Thresholds};
 use icl_eval::stats::{ranks, spearman};
 use crate::params::C11Params;
-use crate::{Check, Run};
+use crate::Run;
+use icl_eval::claim::Check;
 use anyhow::{ensure, Result};
 use icl_eval::claim::{Claim, Verdict};
 use icl_eval::stats::{bootstrap, finite, linear_fit, median, percentile_interval};
@@ -42,17 +43,20 @@ pub struct C11Analysis {
     pub loglog_slope: f64,
     pub slope_low: f64,
     pub slope_high: f64,
+    /// Per run: the thresholds used (acquire, lose).
+    pub thresholds: Vec<Thresholds>,
     pub checks: Vec<Check>,
     pub verdict: Verdict,
 }
 
 pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
     ensure!(!runs.is_empty(), "no runs given");
-    let th = Thresholds {
-        acquire: p.acquire_threshold,
-        lose: p.lose_threshold,
-    };
-    let per_run: Vec<RunAnalysis> = runs.iter().map(|r| analyze_run(&r.curve, th)).collect();
+    let thresholds: Vec<Thresholds> =
+        runs.iter().map(|r| Thresholds::for_n(p.acquire_threshold, p.lose_threshold, r.n)).collect();
+    let per_run: Vec<RunAnalysis> =
+        runs.iter().zip(&thresholds).map(|(r, th)| analyze_run(&r.curve, *th)).collect();
+    let ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
+    let lose = crate::c10::lose_summary(&thresholds);
     let mut wds: Vec<f64> = runs.iter().map(|r| r.wd_attn).collect();
     wds.sort_by(f64::total_cmp);
     wds.dedup();
@@ -129,32 +133,40 @@ pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
         .collect();
     let checks = vec![
         Check {
-            name: "loss_at_several_decays",
+            name: "loss_at_several_decays".into(),
             pass: with_loss >= p.min_wd_values,
             value: Some(with_loss as f64),
-            rule: format!("at least {} wd_attn values with a run that acquires ICL (accuracy >= {}) and loses it (< {})", p.min_wd_values, p.acquire_threshold, p.lose_threshold),
+            rule: format!("at least {} wd_attn values with a run that acquires ICL (accuracy >= {}) and loses it (< {})", p.min_wd_values, p.acquire_threshold, lose.0),
         },
         Check {
-            name: "loss_time_decreases",
+            name: "loss_time_decreases".into(),
             pass: rho <= p.max_spearman,
             value: finite(rho),
             rule: format!("Spearman correlation of wd_attn with the time of loss over acquiring runs <= {} (runs not lost within the budget rank last)", p.max_spearman),
         },
         Check {
-            name: "too_much_decay_prevents_icl",
+            name: "too_much_decay_prevents_icl".into(),
             pass: !prevented.is_empty() && largest_acquiring.is_finite(),
             value: prevented.first().copied(),
             rule: "some wd_attn above every acquiring value has no run acquiring ICL (value = the smallest such wd_attn)".into(),
         },
+        icl_eval::floor::floor_check("acquisition", p.acquire_threshold, &ns),
+        {
+            let mut c = icl_eval::floor::floor_check("loss", lose.1, &ns);
+            c.pass = runs.iter().zip(&thresholds).all(|(r, t)| icl_eval::floor::clears_floor(t.lose, r.n));
+            c
+        },
     ];
+    let floors_ok = checks[3].pass && checks[4].pass;
     let core = checks[0].pass && checks[1].pass;
     let all = checks.iter().all(|c| c.pass);
-    let testable = wds.len() >= p.min_wd_values;
+    let testable = wds.len() >= p.min_wd_values && floors_ok;
     Ok(C11Analysis {
         runs,
         per_run,
         per_wd,
         spearman: rho,
+        thresholds,
         loglog_slope,
         slope_low,
         slope_high,
@@ -166,7 +178,8 @@ pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
 impl C11Analysis {
     pub fn claim(&self, p: &C11Params) -> Claim {
         let details = json!({
-            "thresholds": {"acquire": p.acquire_threshold, "lose": p.lose_threshold},
+            "thresholds": {"acquire": p.acquire_threshold, "lose": crate::c10::lose_summary(&self.thresholds).0, "lose_source": if p.lose_threshold.is_some() { "set in the pipeline" } else { "per run: halfway between the acquisition threshold and the label-count floor of its N" }},
+            "count_floor": crate::c10::count_floors(&self.runs),
             "per_wd": self.per_wd,
             "runs": self.per_run,
             "spearman_wd_vs_t_loss": finite(self.spearman),
@@ -175,7 +188,7 @@ impl C11Analysis {
             "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample seeds within each wd_attn, percentile interval of the log-log slope of the medians; null when every decay value has a single acquiring run"},
             "theory": "after acquisition w tracks w_tr with w_tr e^(w_tr) = c3/lambda, so ICL fades once the memorizing MLP has pushed c3 down to ~ lambda w* e^(w*): earlier for larger lambda",
             "checks": self.checks,
-            "verdict_rule": "reproduced: all checks pass; partly: the loss time decreases over enough decay values but no value prevents ICL; not reproduced: too few decay values show a loss, or the loss time does not decrease; inconclusive: fewer wd_attn values than min_wd_values",
+            "verdict_rule": "reproduced: all checks pass; partly: the loss time decreases over enough decay values but no value prevents ICL; not reproduced: too few decay values show a loss, or the loss time does not decrease; inconclusive: fewer wd_attn values than min_wd_values, or a threshold within 0.05 of the count floor",
         });
         Claim {
             claim: "C11".into(),
@@ -273,7 +286,7 @@ impl C11Analysis {
             curves.push(l);
         }
         curves.push(Layer::hline(p.acquire_threshold).color(GREY).dashed());
-        curves.push(Layer::hline(p.lose_threshold).color(GREY));
+        curves.push(Layer::hline(crate::c10::lose_summary(&self.thresholds).1).color(GREY));
         Figure::new(format!(
             "C11 (Fig A6): ICL is lost sooner with more attention decay [{}; verdict: {}]",
             p.profile,
@@ -319,6 +332,7 @@ mod tests {
             curve: c,
             wd_attn: wd,
             seed: 0.0,
+            n: 100,
         }
     }
 

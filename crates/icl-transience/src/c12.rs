@@ -2,16 +2,20 @@
 //! fraction of runs that acquire ICL, as a function of K, differs from standard contexts.
 //!
 //! Input: gathered run summaries of both arms (the `context` column says which; the standard arm
-//! may come from another stage's sweep, e.g. C1's runs). A run "acquires ICL" when its summary's
-//! `acquired` is true (ICL test accuracy reached `t_icl_threshold`, 0.95 by default, at some
-//! evaluation): thresholded per run, not averaged (the reference analysis averages accuracy).
-//! Runs are stratified by K; only K values present in both arms are compared. Per K: Wilson 95%
-//! intervals of each arm's fraction. Overall: the Cochran-Mantel-Haenszel test of no difference
-//! (stratified by K, continuity-corrected, 1 dof) and the Mantel-Haenszel risk difference
-//! (equalized minus standard) with a bootstrap interval (runs resampled within K x arm).
+//! may come from another stage's sweep, e.g. C1's runs). Equalized is a TRAINING condition:
+//! both arms are scored on the same standard ICL test (as the reference's: label counts carry
+//! no information about the query beyond the match's vote), so the minority-label shortcut the
+//! equalized training rewards scores below chance there. A run "has ICL" when its FINAL ICL
+//! accuracy is above `final_acc_threshold` (0.75, Fig 6e's count), thresholded per run (the
+//! reference analysis averages accuracy instead); whether it ever reached the training's
+//! `t_icl_threshold` (the summary's `acquired`) is a side column. Runs are stratified by K; only
+//! K values present in both arms are compared. Per K: Wilson 95% intervals of each arm's
+//! fraction. Overall: the Cochran-Mantel-Haenszel test of no difference (stratified by K,
+//! continuity-corrected, 1 dof) and the Mantel-Haenszel risk difference (equalized minus
+//! standard) with an interval from Jeffreys-posterior draws of every K x arm fraction.
 
 use crate::params::C12Params;
-use crate::Check;
+use icl_eval::claim::Check;
 use anyhow::{bail, ensure, Result};
 use icl_eval::claim::{Claim, Verdict};
 use icl_eval::frame::{bools, column_names, f64s};
@@ -67,10 +71,14 @@ impl Arm {
 pub struct Stratum {
     #[serde(rename = "K")]
     pub k: f64,
+    /// Runs with final ICL accuracy above the threshold.
     pub standard: Arm,
     pub equalized: Arm,
     /// equalized minus standard fraction.
     pub difference: f64,
+    /// Side column: runs whose ICL accuracy ever reached t_icl_threshold (summary `acquired`).
+    pub standard_ever_reached: Arm,
+    pub equalized_ever_reached: Arm,
 }
 
 #[derive(Debug, Clone)]
@@ -83,8 +91,11 @@ pub struct C12Analysis {
     pub rd_low: f64,
     pub rd_high: f64,
     pub n_runs: usize,
-    /// Median final beta_eff of the compared runs per arm (standard, equalized), when curves are given.
-    pub median_final_beta: Option<(f64, f64)>,
+    /// Median final beta_eff of the compared runs WITH ICL (final accuracy above the threshold)
+    /// per arm (standard, equalized), and how many runs each median covers; when curves are given.
+    pub median_final_beta: Option<((f64, usize), (f64, usize))>,
+    /// Context lengths of the compared runs (for the count floor).
+    pub ns: Vec<u64>,
     pub checks: Vec<Check>,
     pub verdict: Verdict,
 }
@@ -181,10 +192,12 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
         "summaries lack column `acquired` (have: {})",
         column_names(df)
     );
-    let acq: Vec<bool> = bools(df, "acquired")?
+    let ever: Vec<bool> = bools(df, "acquired")?
         .into_iter()
         .map(|b| b.unwrap_or(false))
         .collect();
+    let final_acc = f64s(df, "final_icl_acc")?;
+    let acq: Vec<bool> = final_acc.iter().map(|&a| a > p.final_acc_threshold).collect();
     let k = f64s(df, "K")?
         .into_iter()
         .map(|v| if v.is_nan() { f64::INFINITY } else { v })
@@ -223,11 +236,17 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
             used[i] = true;
         }
         let (e, s) = (Arm::new(&eq), Arm::new(&st));
+        let ever_arm = |want_eq: bool| {
+            let v: Vec<f64> = idx.iter().filter(|&&i| is_eq(i) == want_eq).map(|&i| ever[i] as u8 as f64).collect();
+            Arm::new(&v)
+        };
         strata.push(Stratum {
             k: kv,
             difference: e.fraction - s.fraction,
             standard: s,
             equalized: e,
+            standard_ever_reached: ever_arm(false),
+            equalized_ever_reached: ever_arm(true),
         });
         groups.push(eq);
         groups.push(st);
@@ -281,38 +300,49 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
     };
     let eq_runs: usize = strata.iter().map(|s| s.equalized.runs).sum();
     let st_runs: usize = strata.iter().map(|s| s.standard.runs).sum();
+    let ns: Vec<u64> = {
+        let n = f64s(df, "N")?;
+        let mut v: Vec<u64> = (0..df.height()).filter(|&i| used[i]).map(|i| n[i] as u64).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let floor = icl_eval::floor::floor_check("final_ICL_accuracy", p.final_acc_threshold, &ns);
     let testable = strata.len() >= p.min_strata
         && eq_runs >= p.min_runs_per_arm
-        && st_runs >= p.min_runs_per_arm;
+        && st_runs >= p.min_runs_per_arm
+        && floor.pass;
     let checks = vec![
         Check {
-            name: "arms_differ",
+            name: "arms_differ".into(),
             // No variance (every run in every K acquired, or none did) means no difference.
             pass: cmh_p < p.alpha,
             value: finite(cmh_p),
             rule: format!("Cochran-Mantel-Haenszel test over the shared K values rejects 'same acquired fraction in both arms' at p < {} (value = p; no variance counts as no difference)", p.alpha),
         },
         Check {
-            name: "difference_interval_excludes_0",
+            name: "difference_interval_excludes_0".into(),
             pass: rd_low > 0.0 || rd_high < 0.0,
             value: finite(rd),
             rule: "the 95% interval (Jeffreys-posterior draws per K x arm) of the Mantel-Haenszel difference (equalized - standard) excludes 0".into(),
         },
+        floor,
     ];
     let core = checks[0].pass;
     let all = checks.iter().all(|c| c.pass);
     let median_final_beta = final_beta.map(|b| {
-        let arm = |eq: bool| -> f64 {
+        let arm = |eq: bool| -> (f64, usize) {
             let v: Vec<f64> = (0..df.height())
-                .filter(|&i| used[i] && is_eq(i) == eq)
+                .filter(|&i| used[i] && is_eq(i) == eq && acq[i])
                 .map(|i| b[i])
                 .collect();
-            icl_eval::stats::median(&v)
+            (icl_eval::stats::median(&v), v.len())
         };
         (arm(false), arm(true))
     });
     Ok(C12Analysis {
         median_final_beta,
+        ns,
         strata,
         unmatched_k: unmatched,
         cmh_chi2,
@@ -339,17 +369,18 @@ impl C12Analysis {
         let details = json!({
             "per_K": self.strata,
             "unmatched_K_ignored": self.unmatched_k.iter().map(|&k| k_json(k)).collect::<Vec<_>>(),
-            "acquired_definition": "summary `acquired`: ICL test accuracy reached t_icl_threshold (0.95) at some evaluation; thresholded per run",
-            "median_final_beta_eff": self.median_final_beta.map(|(s, e)| json!({"standard": finite(s), "equalized": finite(e)})),
-            "beta_eff_note": "final beta_eff (log-odds the head gives the matching item over the others) tells how the ICL test is solved: > 0 = copying the match; <= 0 with high accuracy = another cue, e.g. the label count, which the equalized rule (query label = context minority) makes informative, strongly so at small N",
-            "test_sets": "each arm is evaluated on ICL test sequences built with its own context rule (as the reference code does)",
+            "acquired_definition": format!("final ICL test accuracy > {} (Fig 6e counts runs with ICL accuracy > 0.75), thresholded per run; per_K.*_ever_reached: the summary's `acquired` (accuracy reached t_icl_threshold at some evaluation)", p.final_acc_threshold),
+            "count_floor": self.ns.iter().map(|&n| json!({"N": n, "floor": icl_eval::floor::count_floor(n)})).collect::<Vec<_>>(),
+            "median_final_beta_eff_of_runs_with_icl": self.median_final_beta.map(|((s, ns), (e, ne))| json!({"standard": finite(s), "standard_runs": ns, "equalized": finite(e), "equalized_runs": ne})),
+            "beta_eff_note": "final beta_eff (log-odds the head gives the matching item over the others) tells how the ICL test is solved: > 0 = copying the match",
+            "test_sets": "both arms are scored on the same standard ICL test (as the reference's: the equalized run's test contexts take their labels from a table unrelated to the halves, so label counts carry no information about the query and the minority-label shortcut does not score)",
             "cmh_chi2": finite(self.cmh_chi2),
             "cmh_p": finite(self.cmh_p),
             "mh_risk_difference_equalized_minus_standard": finite(self.rd),
             "difference_interval_95": [finite(self.rd_low), finite(self.rd_high)],
             "interval_method": {"draws": p.n_boot, "seed": p.bootstrap_seed, "method": "each K x arm fraction drawn from its Jeffreys posterior Beta(k+1/2, n-k+1/2), MH difference recomputed, 95% percentile interval"},
             "checks": self.checks,
-            "verdict_rule": format!("inconclusive: fewer than {} shared K values or fewer than {} runs in an arm; reproduced: both checks pass; partly: the test rejects but the interval touches 0; not reproduced: no significant difference", p.min_strata, p.min_runs_per_arm),
+            "verdict_rule": format!("inconclusive: fewer than {} shared K values or fewer than {} runs in an arm, or the accuracy threshold within 0.05 of the count floor; reproduced: both checks pass; partly: the test rejects but the interval touches 0; not reproduced: no significant difference", p.min_strata, p.min_runs_per_arm),
         });
         Claim {
             claim: "C12".into(),
@@ -359,7 +390,7 @@ impl C12Analysis {
             value: self.rd,
             low: self.rd_low,
             high: self.rd_high,
-            unit: "acquired fraction, equalized minus standard (MH over K)".into(),
+            unit: "fraction with final ICL accuracy > 0.75, equalized minus standard (MH over K)".into(),
             profile: p.profile.clone(),
             verdict: self.verdict,
             n_runs: self.n_runs as i64,
@@ -369,7 +400,7 @@ impl C12Analysis {
 
     pub fn figure(&self, p: &C12Params) -> Figure {
         let title = format!(
-            "(6e) runs acquiring ICL vs K (Wilson 95%); equalized - standard {} [{}, {}], CMH p = {}",
+            "(6e) runs with final ICL acc > 0.75 vs K (Wilson 95%); equalized - standard {} [{}, {}], CMH p = {}",
             icl_plot::format_number(self.rd),
             icl_plot::format_number(self.rd_low),
             icl_plot::format_number(self.rd_high),
@@ -378,7 +409,7 @@ impl C12Analysis {
         let mut f = Panel::new(
             title,
             Axis::log10("K"),
-            Axis::linear("fraction acquiring ICL").range(-0.03, 1.03),
+            Axis::linear("fraction with ICL").range(-0.03, 1.03),
         )
         .legend(Legend::UpperLeft);
         let bars = |arm: &dyn Fn(&Stratum) -> &Arm, shift: f64| -> Vec<(f64, f64, f64, f64)> {
@@ -436,7 +467,8 @@ mod tests {
                 }
             }
         }
-        df!("K" => k, "context" => c, "acquired" => a, "N" => n).unwrap()
+        let f: Vec<f64> = a.iter().map(|&x| if x { 0.99 } else { 0.6 }).collect();
+        df!("K" => k, "context" => c, "acquired" => a, "final_icl_acc" => f, "N" => n).unwrap()
     }
 
     #[test]
@@ -447,11 +479,9 @@ mod tests {
             .map(|i| if (i / 10) % 2 == 0 { -1.0 } else { 3.0 })
             .collect();
         let a = analyze(&df, Some(&beta), &p).unwrap();
-        assert_eq!(
-            a.median_final_beta,
-            Some((3.0, -1.0)),
-            "equalized rows come first in each K"
-        );
+        let ((bs, _), (be, ne)) = a.median_final_beta.unwrap();
+        assert_eq!((bs, be), (3.0, -1.0), "equalized rows come first in each K");
+        assert_eq!(ne, 8, "only equalized runs with ICL (2 + 6 of 40)");
         assert_eq!(a.verdict, Verdict::Reproduced, "{:?}", a.checks);
         assert!(a.rd < -0.5 && a.rd_high < 0.0);
         assert_eq!(a.strata[1].standard.acquired, 8);
@@ -474,7 +504,7 @@ mod tests {
         let p: C12Params = check(&serde_json::json!({"profile": "t", "n_boot": 50})).unwrap();
         let mut df = sweep(&[0.0, 0.0, 0.5, 1.0], &[0.5, 1.0, 1.0, 1.0], 4);
         let extra =
-            df!("K" => [4096i64], "context" => ["standard"], "acquired" => [true], "N" => [8i64])
+            df!("K" => [4096i64], "context" => ["standard"], "acquired" => [true], "final_icl_acc" => [0.99], "N" => [8i64])
                 .unwrap();
         df.vstack_mut(&extra).unwrap();
         let a = analyze(&df, None, &p).unwrap();
@@ -484,7 +514,7 @@ mod tests {
         );
         assert_eq!(a.unmatched_k, vec![4096.0]);
         assert_eq!(a.n_runs, 32);
-        let bad = df!("K" => [256i64, 256], "context" => ["standard", "equalized"], "acquired" => [true, false], "N" => [8i64, 10]).unwrap();
+        let bad = df!("K" => [256i64, 256], "context" => ["standard", "equalized"], "acquired" => [true, false], "final_icl_acc" => [0.99, 0.6], "N" => [8i64, 10]).unwrap();
         let e = analyze(&bad, None, &p).unwrap_err().to_string();
         assert!(e.contains("`N`"), "{e}");
     }

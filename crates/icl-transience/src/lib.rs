@@ -44,12 +44,14 @@ impl Stage for TransienceStage {
     }
 }
 
-/// One training run: its curve and the summary's attention weight decay.
+/// One training run: its curve and, from its summary, the attention weight decay, seed and
+/// context length (which sets the label-count floor of its ICL test).
 #[derive(Debug, Clone)]
 pub struct Run {
     pub curve: Curve,
     pub wd_attn: f64,
     pub seed: f64,
+    pub n: u64,
 }
 
 /// Curves paired (in declared order) with their summaries, which give each run's `wd_attn`,
@@ -75,6 +77,7 @@ pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
 ) -> Result<Vec<Run>> {
     let labels = icl_eval::run_labels(df)?;
     let wd = f64s(df, "wd_attn")?;
+    let ns = f64s(df, "N")?;
     let seed = if df.column("seed").is_ok() {
         f64s(df, "seed")?
     } else {
@@ -88,10 +91,12 @@ pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
                 wd[i]
             );
             let label = format!("{}, wd={}", labels[i], icl_plot::format_number(wd[i]));
+            ensure!(ns[i].is_finite() && ns[i] >= 2.0, "summary {i} has no valid N ({})", ns[i]);
             Ok(Run {
                 curve: curve(i, label)?,
                 wd_attn: wd[i],
                 seed: seed[i],
+                n: ns[i] as u64,
             })
         })
         .collect()
@@ -140,11 +145,3 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
     })
 }
 
-/// A verdict check, as every claim crate writes them into `details.checks`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
-    pub value: Option<f64>,
-    pub rule: String,
-}

@@ -11,9 +11,6 @@ fn d_n_boot() -> usize {
 fn d_acquire() -> f64 {
     0.9
 }
-fn d_lose() -> f64 {
-    0.6
-}
 fn d_rise() -> f64 {
     0.1
 }
@@ -66,8 +63,9 @@ fn common(e: &mut Vec<ParamError>, profile: &str, n_boot: usize) {
     }
 }
 
-fn thresholds(e: &mut Vec<ParamError>, acquire: f64, lose: f64) {
+fn thresholds(e: &mut Vec<ParamError>, acquire: f64, lose: Option<f64>) {
     prob(e, "acquire_threshold", acquire);
+    let Some(lose) = lose else { return };
     prob(e, "lose_threshold", lose);
     if lose >= acquire {
         e.push(ParamError::new(
@@ -90,9 +88,10 @@ pub struct C10Params {
     /// ICL acquired at the first evaluation with accuracy >= this.
     #[serde(default = "d_acquire")]
     pub acquire_threshold: f64,
-    /// ICL lost at the first evaluation after acquisition with accuracy < this.
-    #[serde(default = "d_lose")]
-    pub lose_threshold: f64,
+    /// ICL lost at the first evaluation after acquisition with accuracy < this. Default, per
+    /// run: halfway between acquire_threshold and the label-count floor of the run's N.
+    #[serde(default)]
+    pub lose_threshold: Option<f64>,
     /// "IWL rises": IWL accuracy at the loss minus IWL accuracy at acquisition at least this.
     #[serde(default = "d_rise")]
     pub min_iwl_rise: f64,
@@ -138,8 +137,9 @@ pub struct C11Params {
     pub bootstrap_seed: u64,
     #[serde(default = "d_acquire")]
     pub acquire_threshold: f64,
-    #[serde(default = "d_lose")]
-    pub lose_threshold: f64,
+    /// As C10's: default per run, halfway between acquire_threshold and the count floor.
+    #[serde(default)]
+    pub lose_threshold: Option<f64>,
     /// Decay values that must show a loss (at least one transient run each).
     #[serde(default = "d_wd_values")]
     pub min_wd_values: usize,
@@ -188,6 +188,12 @@ pub struct C12Params {
     /// Runs per arm (over the shared K values) needed for a test.
     #[serde(default = "d_arm_runs")]
     pub min_runs_per_arm: usize,
+    /// A run has ICL when its final ICL accuracy is above this (Fig 6e counts > 0.75).
+    #[serde(default = "d_fig6e_threshold")]
+    pub final_acc_threshold: f64,
+}
+fn d_fig6e_threshold() -> f64 {
+    0.75
 }
 
 impl Validate for C12Params {
@@ -195,6 +201,7 @@ impl Validate for C12Params {
         let mut e = Vec::new();
         common(&mut e, &self.profile, self.n_boot);
         prob(&mut e, "alpha", self.alpha);
+        prob(&mut e, "final_acc_threshold", self.final_acc_threshold);
         if self.min_strata == 0 {
             e.push(ParamError::new("min_strata", "must be >= 1 (got 0)"));
         }
@@ -214,7 +221,7 @@ mod tests {
     #[test]
     fn defaults_unknown_keys_and_ranges() {
         let p: C10Params = check(&json!({"profile": "ci"})).unwrap();
-        assert_eq!((p.acquire_threshold, p.lose_threshold), (0.9, 0.6));
+        assert_eq!((p.acquire_threshold, p.lose_threshold), (0.9, None));
         let e = check::<C11Params>(&json!({"profile": "ci", "bogus": 1})).unwrap_err();
         assert_eq!(e[0].key, "bogus");
         let e = check::<C10Params>(&json!({"profile": "ci", "lose_threshold": 0.95})).unwrap_err();

@@ -706,7 +706,13 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
             ),
         ));
     }
-    let verdict = if point.is_none() {
+    // The t_ICL threshold of the runs against their label-count floor (icl_eval::floor).
+    let ns: Vec<u64> = runs.iter().map(|r| r.summary.n.round() as u64).collect();
+    let thr = runs.iter().map(|r| r.summary.t_icl_threshold).fold(f64::INFINITY, f64::min);
+    let floor = icl_eval::floor::floor_check("t_ICL_acquisition", thr, &ns);
+    let floor_ok = floor.pass;
+    checks.push(floor);
+    let verdict = if point.is_none() || !floor_ok {
         Verdict::Inconclusive
     } else {
         verdict_of(&checks, CORE)
@@ -726,7 +732,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
         "beta0_slope_ode": point.as_ref().map(|s| num(s.beta0_slope_ode)),
         "n_boot_ok": reps.len(),
         "regime": format!("cells with e^beta0 / (N - 1) > {} are outside the reduced dynamics (e^beta << N) and left out of fit and verdict", p.validity_max),
-        "verdict_rule": verdict_rule(CORE),
+        "verdict_rule": format!("{}; inconclusive: no held-out point, or the t_ICL threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
         "checks": checks_json(&checks),
         "cells": cells.iter().map(|c| json!({
             "beta0": c.beta0, "N": c.n, "runs": c.runs, "censored": c.censored, "lr": c.lr, "c1": num(c.c1), "c2": num(c.c2),

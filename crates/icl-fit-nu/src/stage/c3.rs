@@ -24,9 +24,6 @@ fn level() -> f64 {
 fn rise02() -> f64 {
     0.2
 }
-fn low_plateau() -> f64 {
-    0.7
-}
 fn high_plateau() -> f64 {
     0.9
 }
@@ -42,9 +39,6 @@ fn abrupt() -> f64 {
 fn peak09() -> f64 {
     0.9
 }
-fn lost06() -> f64 {
-    0.6
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,9 +52,10 @@ pub struct C3Params {
     pub level: f64,
     #[serde(default = "rise02")]
     pub min_rise: f64,
-    /// Mean final ICL accuracy at the smallest K must be at most this (IWL side)...
-    #[serde(default = "low_plateau")]
-    pub max_low_plateau: f64,
+    /// Mean final ICL accuracy at the smallest K must be at most this (IWL side). Default: the
+    /// label-count floor of the runs' N + 0.05 (no better than counting; `icl_eval::floor`)...
+    #[serde(default)]
+    pub max_low_plateau: Option<f64>,
     /// ...and at the largest K at least this (ICL side).
     #[serde(default = "high_plateau")]
     pub min_high_plateau: f64,
@@ -79,9 +74,9 @@ pub struct C3Params {
     /// Transience: ICL acquired (peak at least this)...
     #[serde(default = "peak09")]
     pub peak_acc: f64,
-    /// ...then lost (final at most this).
-    #[serde(default = "lost06")]
-    pub lost_acc: f64,
+    /// ...then lost (final at most this). Default: halfway between peak_acc and the count floor.
+    #[serde(default)]
+    pub lost_acc: Option<f64>,
 }
 
 impl Validate for C3Params {
@@ -90,24 +85,23 @@ impl Validate for C3Params {
         c.nonempty("profile", &self.profile);
         c.open01("level", self.level);
         for (k, v) in [
-            ("min_rise", self.min_rise),
+            ("min_rise", Some(self.min_rise)),
             ("max_low_plateau", self.max_low_plateau),
-            ("min_high_plateau", self.min_high_plateau),
-            ("rise_start_acc", self.rise_start_acc),
-            ("max_rise_fraction", self.max_rise_fraction),
-            ("peak_acc", self.peak_acc),
+            ("min_high_plateau", Some(self.min_high_plateau)),
+            ("rise_start_acc", Some(self.rise_start_acc)),
+            ("max_rise_fraction", Some(self.max_rise_fraction)),
+            ("peak_acc", Some(self.peak_acc)),
             ("lost_acc", self.lost_acc),
         ] {
-            c.range(k, v, 0.0, 1.0);
+            if let Some(v) = v {
+                c.range(k, v, 0.0, 1.0);
+            }
         }
         c.gt("max_width_decades", self.max_width_decades, 0.0);
-        if self.lost_acc >= self.peak_acc {
+        if let Some(lost) = self.lost_acc.filter(|l| *l >= self.peak_acc) {
             c.fail(
                 "lost_acc",
-                format!(
-                    "must be below peak_acc ({}) (got {})",
-                    self.peak_acc, self.lost_acc
-                ),
+                format!("must be below peak_acc ({}) (got {lost})", self.peak_acc),
             );
         }
         c.0
@@ -173,6 +167,12 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
         "c3 transient",
     )?;
 
+    // Thresholds against the label-count floor of the runs' N (icl_eval::floor).
+    let ns: Vec<u64> = runs.iter().chain(&trans).map(|r| r.summary.n.round() as u64).collect();
+    let worst_floor = ns.iter().map(|&n| icl_eval::floor::count_floor(n)).fold(0.5, f64::max);
+    let max_low_plateau = p.max_low_plateau.unwrap_or(worst_floor + icl_eval::floor::FLOOR_MARGIN);
+    let lost_acc = p.lost_acc.unwrap_or((p.peak_acc + worst_floor) / 2.0);
+
     // 1. Transition in K.
     let mut by_k: BTreeMap<u64, Vec<&Run>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.summary.k.is_some()) {
@@ -224,7 +224,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     // 3. Transience.
     let tr: Vec<(bool, bool, Option<f64>)> = trans
         .iter()
-        .map(|r| transience(r, p.peak_acc, p.lost_acc))
+        .map(|r| transience(r, p.peak_acc, lost_acc))
         .collect();
     let n_peaked = tr.iter().filter(|t| t.0).count();
     let n_lost = tr.iter().filter(|t| t.1).count();
@@ -253,9 +253,9 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     let mut checks = vec![
         Check::new(
             "icl_chance_at_smallest_K",
-            low_plateau <= p.max_low_plateau,
+            low_plateau <= max_low_plateau,
             low_plateau,
-            format!("mean final ICL accuracy at the smallest K <= {}", p.max_low_plateau),
+            format!("mean final ICL accuracy at the smallest K <= {max_low_plateau:.3} (no better than counting)"),
         ),
         Check::new(
             "icl_high_at_largest_K",
@@ -296,17 +296,32 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
             best,
             format!(
                 "for some L2 strength, most runs that reached ICL acc >= {} end at <= {} (value: best fraction lost)",
-                p.peak_acc, p.lost_acc
+                p.peak_acc, format!("{lost_acc:.3}")
             ),
         ));
     }
-    let verdict = if by_k.len() < 3 {
+    let floor_checks = [
+        icl_eval::floor::floor_check("no_ICL", max_low_plateau, &ns),
+        icl_eval::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
+        icl_eval::floor::floor_check("rise_start", p.rise_start_acc, &ns),
+        icl_eval::floor::floor_check("ICL_peak", p.peak_acc, &ns),
+        icl_eval::floor::floor_check("ICL_lost", lost_acc, &ns),
+    ];
+    let floors_ok = floor_checks.iter().all(|c| c.pass);
+    checks.extend(floor_checks);
+    let verdict = if by_k.len() < 3 || !floors_ok {
         Verdict::Inconclusive
     } else {
         verdict_of(&checks, CORE)
     };
+    let count_floor_json: Vec<serde_json::Value> = {
+        let mut u = ns.clone();
+        u.sort_unstable();
+        u.dedup();
+        u.iter().map(|&n| json!({"N": n, "floor": icl_eval::floor::count_floor(n)})).collect()
+    };
     let details = json!({
-        "verdict_rule": verdict_rule(CORE),
+        "verdict_rule": format!("{}; inconclusive: fewer than 3 K values, or a threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
         "checks": checks_json(&checks),
         "transition": {
             "kstar": num(kf.kstar), "low": num(s.kstar_low[0]), "high": num(s.kstar_high[0]), "valid": kf.valid, "reason": kf.reason,
@@ -320,8 +335,8 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
             })).collect::<Vec<_>>(),
         },
         "abruptness": {"rise_fractions": fractions.iter().map(|f| num(*f)).collect::<Vec<_>>(), "median": num(med_frac),
-                       "definition": format!("(t_ICL - last evaluation with ICL acc <= {}) / t_ICL", p.rise_start_acc),
-                       "median_from_0.6": num(stats::median(&runs.iter().filter_map(|r| rise_fraction(r, 0.6)).collect::<Vec<_>>()))},
+                       "definition": format!("(t_ICL - last evaluation with ICL acc <= {}) / t_ICL", p.rise_start_acc)},
+        "count_floor": count_floor_json,
         "transience": {
             "runs": trans.len(), "peaked": n_peaked, "lost": n_lost, "by_wd_attn": wd_groups,
             "wd_attn": trans.iter().map(|r| r.summary.wd_attn).collect::<Vec<_>>(),
@@ -346,7 +361,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     };
     Ok(Output {
         claim,
-        figure: figure(&runs, &by_k, &kf, &trans, p),
+        figure: figure(&runs, &by_k, &kf, &trans, lost_acc),
     })
 }
 
@@ -355,7 +370,7 @@ fn figure(
     by_k: &BTreeMap<u64, Vec<&Run>>,
     kf: &kstar::KstarFit,
     trans: &[Run],
-    p: &C3Params,
+    lost_acc: f64,
 ) -> Figure {
     let mut p_k = Panel::new(
         "final accuracy vs K (Fig 3a)",
@@ -494,7 +509,7 @@ fn figure(
                 p_t.push(Layer::line(pts(&w)).color(color(i)).size(1));
             }
         }
-        p_t.push(Layer::hline(p.lost_acc).color(icl_plot::GREY).dashed());
+        p_t.push(Layer::hline(lost_acc).color(icl_plot::GREY).dashed());
         fig = fig.panel(p_t);
     }
     fig
