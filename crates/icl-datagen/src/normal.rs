@@ -337,7 +337,108 @@ impl KinfNormals {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,popcnt,bmi1")]
     unsafe fn fill_avx512(&mut self, s: &mut Lanes, out: &mut [f32]) {
-        self.fill_body(s, out, |ws, s, out, pending| unsafe { first_pass_avx512(ws, s, out, pending) })
+        // SAFETY: this function runs only where `Isa::detect` found AVX-512.
+        let np = unsafe { first_pass_avx512(&self.ws.1, s, out, &mut self.pending) };
+        let nt = unsafe { self.rounds_avx512(s, out, np) };
+        self.tails(s, out, nt);
+    }
+
+    /// [`KinfNormals::rounds`] on 16 queued misses per vector: the same lane steps, tests and
+    /// queue order (compress-stores keep lane order; accepted values are scattered to their
+    /// distinct slots). The exp is `exp_neg` op for op.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,popcnt,bmi1")]
+    unsafe fn rounds_avx512(&mut self, s: &mut Lanes, out: &mut [f32], mut np: usize) -> usize {
+        use std::arch::x86_64::*;
+        let t = tables();
+        let t32 = tables32();
+        // SAFETY (loads): each reads 16 values inside a 128-entry table or a 16-lane state row.
+        let ld = |p: *const f32, q: usize| unsafe { _mm512_loadu_ps(p.add(16 * q)) };
+        let ws: [__m512; 8] = std::array::from_fn(|q| ld(self.ws.1.as_ptr(), q));
+        let wu: [__m512; 8] = std::array::from_fn(|q| ld(t32.wu.as_ptr(), q));
+        let ft: [__m512; 8] = std::array::from_fn(|q| ld(t32.f.as_ptr(), q));
+        let fd: [__m512; 8] = std::array::from_fn(|q| ld(t32.fd.as_ptr(), q));
+        let kt: [__m512; 8] = std::array::from_fn(|q| ld(t.k.as_ptr() as *const f32, q));
+        let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] = std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
+        let mut step = || {
+            let u = _mm512_add_epi32(_mm512_rol_epi32::<7>(_mm512_add_epi32(s0, s3)), s0);
+            let tt = _mm512_slli_epi32::<9>(s1);
+            s2 = _mm512_xor_si512(s2, s0);
+            s3 = _mm512_xor_si512(s3, s1);
+            s1 = _mm512_xor_si512(s1, s2);
+            s0 = _mm512_xor_si512(s0, s3);
+            s2 = _mm512_xor_si512(s2, tt);
+            s3 = _mm512_rol_epi32::<11>(s3);
+            u
+        };
+        let look = |tab: &[__m512; 8], u: __m512i, m5: __mmask16, m6: __mmask16| {
+            let a = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(tab[0], u, tab[1]), _mm512_permutex2var_ps(tab[2], u, tab[3]));
+            let b = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(tab[4], u, tab[5]), _mm512_permutex2var_ps(tab[6], u, tab[7]));
+            _mm512_mask_blend_ps(m6, a, b)
+        };
+        let f = _mm512_set1_ps;
+        let mut nt = 0usize;
+        while np > 0 {
+            let mut nn = 0usize;
+            for g0 in (0..np).step_by(LANES) {
+                let live: u16 = if np - g0 >= LANES { 0xffff } else { (1u16 << (np - g0)) - 1 };
+                let v = step();
+                let redraw = step();
+                // SAFETY: the queues hold np + 16 entries.
+                let slot = unsafe { _mm512_loadu_si512(self.pending.slot.as_ptr().add(g0) as *const _) };
+                let u = unsafe { _mm512_loadu_si512(self.pending.word.as_ptr().add(g0) as *const _) };
+                let m5 = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x20));
+                let m6 = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x40));
+                let i0 = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f));
+                let m = _mm512_srli_epi32::<8>(u);
+                let mf = _mm512_cvtepi32_ps(m);
+                let kk = _mm512_castps_si512(look(&kt, u, m5, m6));
+                let fast = _mm512_cmplt_epu32_mask(m, kk);
+                let x = _mm512_mul_ps(mf, look(&wu, u, m5, m6));
+                let v01 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32::<8>(v), _mm512_set1_epi32(1))), f(1.0 / (1u32 << 24) as f32));
+                let y = _mm512_add_ps(look(&ft, u, m5, m6), _mm512_mul_ps(v01, look(&fd, u, m5, m6)));
+                // exp_neg(0.5 * (x * x)), op for op.
+                let z = _mm512_mul_ps(f(0.5), _mm512_mul_ps(x, x));
+                let n = _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(z, f(std::f32::consts::LOG2_E)), f(0.5)));
+                let nf = _mm512_cvtepi32_ps(n);
+                let r = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(nf, f(0.693_145_75)), z), _mm512_mul_ps(nf, f(1.428_606_8e-6)));
+                let mut p = f(1.0 / 720.0);
+                for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+                    p = _mm512_add_ps(f(c), _mm512_mul_ps(r, p));
+                }
+                let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_sub_epi32(_mm512_set1_epi32(127), n)));
+                let e = _mm512_mul_ps(p, two_n);
+                let wedge = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, e);
+                let tail = !fast & i0 & live;
+                let acc = (fast | (!i0 & wedge)) & live;
+                let retry = live & !acc & !tail;
+                let val = _mm512_or_si512(
+                    _mm512_castps_si512(_mm512_mul_ps(mf, look(&ws, u, m5, m6))),
+                    _mm512_and_si512(_mm512_slli_epi32::<24>(u), _mm512_set1_epi32(0x8000_0000u32 as i32)),
+                );
+                assert!(nt + LANES <= self.tail.slot.len() && nn + LANES <= self.next.slot.len());
+                // SAFETY: every live slot is < out.len() (the first pass queued only slots of
+                // `out`; rounds only carry them over); the compress-stores stay within the
+                // queues (asserted).
+                unsafe {
+                    _mm512_mask_i32scatter_ps::<4>(out.as_mut_ptr(), acc, slot, _mm512_castsi512_ps(val));
+                    _mm512_storeu_si512(self.tail.slot.as_mut_ptr().add(nt) as *mut _, _mm512_maskz_compress_epi32(tail, slot));
+                    _mm512_storeu_si512(self.tail.word.as_mut_ptr().add(nt) as *mut _, _mm512_maskz_compress_epi32(tail, u));
+                    _mm512_storeu_si512(self.next.slot.as_mut_ptr().add(nn) as *mut _, _mm512_maskz_compress_epi32(retry, slot));
+                    _mm512_storeu_si512(self.next.word.as_mut_ptr().add(nn) as *mut _, _mm512_maskz_compress_epi32(retry, redraw));
+                }
+                nt += tail.count_ones() as usize;
+                nn += retry.count_ones() as usize;
+            }
+            std::mem::swap(&mut self.pending, &mut self.next);
+            np = nn;
+        }
+        drop(step);
+        for (r, v) in [s0, s1, s2, s3].into_iter().enumerate() {
+            // SAFETY: stores one 16-lane state row.
+            unsafe { _mm512_storeu_si512(s[r].as_mut_ptr() as *mut _, v) };
+        }
+        nt
     }
 
     /// First pass (`first`: returns how many misses it queued), then the queued misses.
@@ -358,7 +459,14 @@ impl KinfNormals {
     /// for the next round. Tails are drawn last, in order, one lane step per attempt.
     /// Branch-free per group (selects and unconditional writes at running indices).
     #[inline(always)]
-    fn resolve(&mut self, s: &mut Lanes, out: &mut [f32], mut np: usize) {
+    fn resolve(&mut self, s: &mut Lanes, out: &mut [f32], np: usize) {
+        let nt = self.rounds(s, out, np);
+        self.tails(s, out, nt);
+    }
+
+    /// The rounds of [`KinfNormals::resolve`]; returns the number of queued tails.
+    #[inline(always)]
+    fn rounds(&mut self, s: &mut Lanes, out: &mut [f32], mut np: usize) -> usize {
         let t = tables();
         let t32 = tables32();
         let ws = &self.ws.1;
@@ -398,6 +506,11 @@ impl KinfNormals {
             std::mem::swap(&mut self.pending, &mut self.next);
             np = nn;
         }
+        nt
+    }
+
+    /// The tails of [`KinfNormals::resolve`] (~2e-4 of the draws), scalar.
+    fn tails(&mut self, s: &mut Lanes, out: &mut [f32], nt: usize) {
         let scale = self.ws.0 as f32;
         for (&slot, &u) in self.tail.slot[..nt].iter().zip(&self.tail.word[..nt]) {
             // Beyond R (Marsaglia 1964): x = -ln(v1) / R, accepted when -2 ln(v2) >= x^2.
