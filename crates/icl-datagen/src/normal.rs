@@ -1,5 +1,9 @@
 //! Standard normal draws for item vectors: a 128-layer ziggurat (Marsaglia & Tsang 2000) that
-//! needs one 32-bit word per draw on its fast path (~98.8% of draws).
+//! needs one 32-bit word per draw on its fast path (~97.2% of draws).
+//!
+//! Two generators share the tables: [`fill_normal`] on a ChaCha8Rng (item sets: training items,
+//! novel items; unchanged) and [`KinfNormals`] (the K = inf training sampler's fresh items; SIMD,
+//! see the section below for why it exists and how it stays deterministic).
 //!
 //! Why not `rand_distr::StandardNormal`: at K = inf the sampler draws (N-1)*D fresh normals per
 //! sequence (~0.8 M per batch of 128 at N = 100); rand_distr's f64 ziggurat consumes a 64-bit word
@@ -105,8 +109,7 @@ fn draw<G: RngCore>(rng: &mut G, t: &Tables) -> f64 {
 
 /// Fills `out` with i.i.d. N(0, scale^2) draws (f32).
 ///
-/// Hot path (the sampler draws ~0.8 M per batch at K = inf): words come 64 at a time (one
-/// ChaCha block); a branch-free pass writes every draw as if it hit its inner rectangle, with the
+/// Words come 64 at a time (one ChaCha block); a branch-free pass writes every draw as if it hit its inner rectangle, with the
 /// scale folded into an f32 copy of the layer widths, and records the misses in a bit mask; the
 /// few misses (~2.8%) are then redone exactly on the slow path.
 pub(crate) fn fill_normal<G: RngCore>(rng: &mut G, out: &mut [f32], scale: f64) {
