@@ -455,4 +455,22 @@ mod tests {
             }
         }
     }
+
+    /// Pins the K = inf stream: a CPU without AVX-512 (or a later change to the kernels) must
+    /// reproduce these bytes; changing them means every K = inf run reruns.
+    #[test]
+    fn k_inf_stream_is_pinned() {
+        let mut s = Sampler::new(TrainData::Infinite { d: 63 }, 100, ContextMode::Standard, 42).unwrap();
+        let mut batch = Batch::new(4, 100, 63);
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for _ in 0..3 {
+            s.fill_batch(&mut batch);
+            for v in batch.x.iter().chain(&batch.labels) {
+                h = (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        assert_eq!((h, s.state().word_pos), (PINNED_HASH, PINNED_POS), "K = inf stream changed");
+    }
+    const PINNED_HASH: u64 = 3_958_188_508_883_463_631;
+    const PINNED_POS: u128 = 1968;
 }
