@@ -31,8 +31,10 @@ diff: build
 	$(ICL) reproduce --profile ci --jobs $(JOBS) --publish-dir $$out && \
 	$(ICL) diff results/ci/claims.parquet $$out/claims.parquet
 
-bench:
-	cargo run --release -p icl-train --bin icl-train -- bench
+# Runs the binary `make build` built: `cargo run -p icl-train` would resolve dependency features
+# for icl-train alone and recompile ~100 crates into the same target dir.
+bench: build
+	$(CARGO_TARGET_DIR)/release/icl-train bench
 
 clean:
 	rm -rf data/objects data/runs data/index data/logs data/tmp data/resume

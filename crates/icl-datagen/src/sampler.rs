@@ -5,7 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::normal::fill_normal;
+use crate::normal::{force_portable, Isa, KinfNormals, SEED_WORDS};
 use crate::{rng_for, DatagenError, ItemSet, STREAM_TRAIN};
 
 /// `item_ids` entry for a token whose item is not in any item set (K = inf: fresh draws).
@@ -115,7 +115,8 @@ enum Source {
         plus: Vec<u32>,
         minus: Vec<u32>,
     },
-    Infinite,
+    /// K = inf: the normal generator's workspace (its lanes are seeded per sequence from `rng`).
+    Infinite(Box<KinfNormals>),
 }
 
 /// Online training-sequence sampler. One `ChaCha8Rng` (run seed, stream [`STREAM_TRAIN`]) drives
@@ -175,7 +176,7 @@ impl Sampler {
                         "equalized contexts need a finite K (got K = inf)",
                     ));
                 }
-                (d, Source::Infinite)
+                (d, Source::Infinite(Box::new(KinfNormals::new(Isa::detect()))))
             }
             TrainData::Finite { items, labels } => {
                 let k = items.len();
@@ -248,7 +249,14 @@ impl Sampler {
         self.mode
     }
     pub fn is_infinite(&self) -> bool {
-        matches!(self.source, Source::Infinite)
+        matches!(self.source, Source::Infinite(_))
+    }
+
+    /// Makes samplers created from now on run the K = inf generator on its portable kernels
+    /// (`on`), or on the best this CPU has. For tests: the data are the same bits either way.
+    #[doc(hidden)]
+    pub fn force_portable_kernels(on: bool) {
+        force_portable(on);
     }
 
     /// The RNG position, to checkpoint alongside the model.
@@ -281,7 +289,7 @@ impl Sampler {
     /// Returns `None` for K = inf, where items have no ids.
     pub fn next_ids(&mut self) -> Option<&[u32]> {
         match &self.source {
-            Source::Infinite => None,
+            Source::Infinite(_) => None,
             Source::Finite {
                 items, plus, minus, ..
             } => {
@@ -316,9 +324,9 @@ impl Sampler {
             let x = &mut batch.x[s * n * d..(s + 1) * n * d];
             let lab = &mut batch.labels[s * n..(s + 1) * n];
             let ids = &mut batch.item_ids[s * n..(s + 1) * n];
-            match &self.source {
-                Source::Infinite => {
-                    fill_infinite(&mut self.rng, n, d, x, lab);
+            match &mut self.source {
+                Source::Infinite(normals) => {
+                    fill_infinite(&mut self.rng, normals, n, d, x, lab);
                     ids.fill(NO_ITEM);
                 }
                 Source::Finite {
@@ -333,6 +341,7 @@ impl Sampler {
                         }
                         ContextMode::Equalized => draw_equalized(&mut self.rng, plus, minus, ids),
                     }
+                    let (items, labels) = (&*items, &*labels);
                     for p in 0..n {
                         let id = ids[p] as usize;
                         x[p * d..(p + 1) * d].copy_from_slice(items.item(id));
@@ -392,15 +401,84 @@ pub(crate) fn draw_equalized<R: Rng>(rng: &mut R, a: &[u32], b: &[u32], ids: &mu
 
 /// K = inf (reference `K < 0`): n-1 fresh items x ~ N(0, I/d) with fresh i.i.d. labels
 /// (+1/-1 with probability 1/2 each, as the reference draws them); the query copies a uniformly
-/// chosen context token (item and label).
+/// chosen context token (item and label). The items come from [`KinfNormals`] on lanes seeded by
+/// 64 words of the ChaCha8 stream (normal.rs says why); labels and the query from the stream.
 #[inline]
-fn fill_infinite<R: Rng>(rng: &mut R, n: usize, d: usize, x: &mut [f32], lab: &mut [f32]) {
+fn fill_infinite(rng: &mut ChaCha8Rng, normals: &mut KinfNormals, n: usize, d: usize, x: &mut [f32], lab: &mut [f32]) {
     let scale = 1.0 / (d as f64).sqrt();
-    fill_normal(rng, &mut x[..(n - 1) * d], scale);
-    for l in lab[..n - 1].iter_mut() {
-        *l = if rng.random::<bool>() { 1.0 } else { -1.0 };
+    let mut seed = [0u32; SEED_WORDS];
+    rng.fill(&mut seed);
+    normals.fill(&seed, &mut x[..(n - 1) * d], scale);
+    // The labels are `rng.random::<bool>()` (a word's sign bit) for each context token, read 64
+    // words at a time: the same words and values, without a buffer check per word (that cost
+    // ~6% of a width-64 step).
+    let mut words = [0u32; 64];
+    for chunk in lab[..n - 1].chunks_mut(64) {
+        let w = &mut words[..chunk.len()];
+        rng.fill(w);
+        for (l, w) in chunk.iter_mut().zip(w.iter()) {
+            *l = if (*w as i32) < 0 { 1.0 } else { -1.0 };
+        }
     }
     let j = rng.random_range(0..n - 1);
     x.copy_within(j * d..(j + 1) * d, (n - 1) * d);
     lab[n - 1] = lab[j];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every ISA path gives the same batches, and the resumable word position does not depend on
+    /// the path either.
+    #[test]
+    fn k_inf_batches_are_identical_on_every_isa() {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                isas.push(Isa::Avx2);
+            }
+            if Isa::detect() == Isa::Avx512 {
+                isas.push(Isa::Avx512);
+            }
+        }
+        for (n, d, b) in [(100usize, 63usize, 16usize), (7, 5, 9), (2, 1, 3)] {
+            let run = |isa: Isa| {
+                let mut s = Sampler::new(TrainData::Infinite { d }, n, ContextMode::Standard, 42).unwrap();
+                if let Source::Infinite(g) = &mut s.source {
+                    g.set_isa(isa);
+                }
+                let mut batch = Batch::new(b, n, d);
+                let mut out = Vec::new();
+                for _ in 0..4 {
+                    s.fill_batch(&mut batch);
+                    out.push((batch.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), batch.labels.clone(), s.state().word_pos));
+                }
+                out
+            };
+            let want = run(Isa::Portable);
+            for &isa in &isas[1..] {
+                assert!(run(isa) == want, "{isa:?} n {n} d {d}");
+            }
+        }
+    }
+
+    /// Pins the K = inf stream: a CPU without AVX-512 (or a later change to the kernels) must
+    /// reproduce these bytes; changing them means every K = inf run reruns.
+    #[test]
+    fn k_inf_stream_is_pinned() {
+        let mut s = Sampler::new(TrainData::Infinite { d: 63 }, 100, ContextMode::Standard, 42).unwrap();
+        let mut batch = Batch::new(4, 100, 63);
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for _ in 0..3 {
+            s.fill_batch(&mut batch);
+            for v in batch.x.iter().chain(&batch.labels) {
+                h = (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        assert_eq!((h, s.state().word_pos), (PINNED_HASH, PINNED_POS), "K = inf stream changed");
+    }
+    const PINNED_HASH: u64 = 3_958_188_508_883_463_631;
+    const PINNED_POS: u128 = 1968;
 }

@@ -10,8 +10,21 @@ pub enum Isa {
     Baseline,
 }
 
+/// Set by [`force_baseline`]: every engine built afterwards uses the portable kernels.
+static FORCE_BASELINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Forces the portable kernels for engines built from now on (`on`), or lets [`Isa::detect`]
+/// choose again. For tests that compare the ISA paths' bits within one machine.
+#[doc(hidden)]
+pub fn force_baseline(on: bool) {
+    FORCE_BASELINE.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
 impl Isa {
     pub fn detect() -> Self {
+        if FORCE_BASELINE.load(std::sync::atomic::Ordering::SeqCst) {
+            return Isa::Baseline;
+        }
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
