@@ -1133,7 +1133,7 @@ fn inherited_and_expanded_settings_are_blamed_on_the_line_that_wrote_them() {
         &y,
         "K: [20, 41]",
         "stages.sweep.matrix.K",
-        &["even integer", "41"],
+        &["must be even", "41"],
     );
     // A profile's change to an experiment: the profile's line.
     let y = COMPOSED
