@@ -112,6 +112,10 @@ fn record_leaves(
     }
 }
 
+/// Params of the `use:` sets named (located at the `use:` key for errors).
+type Inherit<'a> =
+    dyn Fn(&Option<crate::config::Names>, YamlPath, &mut Vec<ConfigError>) -> Located + 'a;
+
 /// A matrix axis as written (generators are expanded during validation) and where.
 #[derive(Debug, Clone)]
 pub struct FlatAxis {
@@ -389,7 +393,7 @@ impl Config {
         sname: &str,
         st: &RawStage,
         at: &YamlPath,
-        inherit: &dyn Fn(&Option<crate::config::Names>, YamlPath, &mut Vec<ConfigError>) -> Located,
+        inherit: &Inherit,
         errs: &mut Vec<ConfigError>,
     ) -> FlatStage {
         for (field, missing) in [

@@ -42,7 +42,7 @@ pub fn runs_table(ctx: &Ctx, stage_name: &str) -> Result<RecordBatch, CliError> 
         plan,
         &ctx.store,
         &ctx.codes,
-        &plan.select(&[stage.name.clone()]),
+        &plan.select(std::slice::from_ref(&stage.name)),
     )?;
 
     let mut columns: Vec<(String, ArrayRef)> = Vec::new();
