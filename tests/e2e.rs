@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{bin_dir, text, workspace, ICL};
 
-
-
 fn require_datagen() {
     let p = bin_dir().join("icl-datagen");
     assert!(
@@ -89,7 +87,6 @@ fn copy_crate_sources(from: &Path, to: &Path) {
         fs::copy(&f, &dst).unwrap();
     }
 }
-
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -993,4 +990,165 @@ fn gc_deletes_only_what_no_profile_reaches() {
     assert_eq!(objects(), small);
     let o = d.icl(&["reproduce"]);
     assert_eq!(ran(&o), 0, "{}", text(&o));
+}
+
+/// A sweep written with shared parameter sets and an experiment template (the pipeline.yaml
+/// format of issue 13), small enough to train in seconds.
+const COMPOSED: &str = "version: 1
+default_profile: small
+defaults:
+  data: {D: 8, data_seed: 1}
+  tests: {test_seed: 2}
+  testsets: {n_test: 40}
+  training: {model: transformer, width: 16, lr: 0.01, batch: 8, epochs: 1, iters_per_epoch: 5}
+templates:
+  experiment:
+    items: {bin: icl-datagen, command: items, use: data, takes: [K], outputs: [items]}
+    testsets:
+      bin: icl-datagen
+      command: testsets
+      use: [data, tests, testsets]
+      takes: [K, N]
+      inputs: {items: items.items}
+      outputs: [novel_items, icl_test, iwl_test]
+    train:
+      bin: icl-train
+      command: train
+      use: [data, tests, training]
+      inputs:
+        items: items.items
+        novel_items: testsets.novel_items
+        icl_test: testsets.icl_test
+        iwl_test: testsets.iwl_test
+      outputs: [curve, summary, checkpoint]
+stages:
+  sweep:
+    template: experiment
+    params: {N: 6}
+    matrix:
+      K: [20, 40]
+      seed: [0, 1]
+profiles:
+  small: {}
+  alt:
+    stages:
+      sweep: {matrix: {K: [20, 40, 60]}}
+";
+
+#[test]
+fn runs_lists_every_task_of_a_stage_with_its_record_and_summary() {
+    let d = setup(COMPOSED);
+    let out = |name: &str| d.path().join(name);
+    // Before anything ran: every task is listed, missing.
+    let o = d.icl(&["runs", "train_sweep", "--out", "before.csv"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = fs::read_to_string(out("before.csv")).unwrap();
+    assert!(
+        csv.starts_with("task,K,seed,status,key,started,finished,duration_s\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.matches(",missing,").count(), 4, "{csv}");
+
+    let o = d.icl(&["reproduce", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(ran(&o), 2 + 2 + 4, "{}", text(&o));
+    let o = d.icl(&["runs", "train_sweep", "--out", "runs.parquet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = icl_store::parquet::read_batch(&out("runs.parquet")).unwrap();
+    assert_eq!(t.num_rows(), 4);
+    let col = |name: &str| {
+        t.column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", t.schema()))
+            .clone()
+    };
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let k = col("K");
+    assert_eq!(
+        k.as_primitive::<Int64Type>().values().to_vec(),
+        vec![20, 20, 40, 40]
+    );
+    let status = col("status");
+    assert!((0..4).all(|i| status.as_string::<i32>().value(i) == "cached"));
+    let key = col("key");
+    assert!((0..4).all(|i| key.as_string::<i32>().value(i).len() == 64));
+    assert_eq!(col("duration_s").null_count(), 0);
+    // The training summary's columns, one row per run.
+    let acc = col("final_icl_acc");
+    assert!((0..4).all(|i| (0.0..=1.0).contains(&acc.as_primitive::<Float64Type>().value(i))));
+    assert_eq!(col("width").as_primitive::<Int64Type>().value(0), 16);
+    // The keys are the ones the run records hold.
+    let records = final_hashes(&d.path().join("data"));
+    assert_eq!(
+        records.keys().filter(|(s, _)| s == "train_sweep").count(),
+        4
+    );
+    // On a terminal: one aligned line per task; a stage without a summary has none of its columns.
+    let o = d.icl(&["runs", "items_sweep"]);
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(shown.lines().count(), 3, "{shown}");
+    assert!(
+        shown.lines().all(|l| !l.contains("final_icl_acc")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("items_sweep[K=40]") && shown.contains("cached"),
+        "{shown}"
+    );
+    // Another profile adds K = 60: its tasks are listed as missing, the rest cached.
+    let o = d.icl(&[
+        "runs",
+        "train_sweep",
+        "--profile",
+        "alt",
+        "--out",
+        "alt.csv",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = fs::read_to_string(out("alt.csv")).unwrap();
+    assert_eq!(
+        (
+            csv.matches(",cached,").count(),
+            csv.matches(",missing,").count()
+        ),
+        (4, 2),
+        "{csv}"
+    );
+    let o = d.icl(&["runs", "train_sweep", "--out", "x.txt"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = d.icl(&["runs", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn inherited_and_expanded_settings_are_blamed_on_the_line_that_wrote_them() {
+    // A bad value in a shared parameter set: the set's line, though three tasks inherit it.
+    let y = COMPOSED.replace("lr: 0.01,", "lr: -0.1,");
+    assert_config_error(&y, "lr: -0.1", "defaults.training.lr", &["-0.1", "> 0"]);
+    // An odd K in an experiment's sweep, rejected by icl-datagen's check (K splits between
+    // two labels): the experiment's matrix line.
+    let y = COMPOSED.replace("      K: [20, 40]\n", "      K: [20, 41]\n");
+    assert_config_error(
+        &y,
+        "K: [20, 41]",
+        "stages.sweep.matrix.K",
+        &["must be even", "41"],
+    );
+    // A profile's change to an experiment: the profile's line.
+    let y = COMPOSED
+        .replace("K: [20, 40, 60]", "K: [20, 40, 61]")
+        .replace("default_profile: small", "default_profile: alt");
+    assert_config_error(
+        &y,
+        "K: [20, 40, 61]",
+        "profiles.alt.stages.sweep.matrix.K",
+        &["61"],
+    );
+    // A float sweep of K (logspace gives floats unless asked to round): not an integer.
+    let y = COMPOSED.replace("K: [20, 40]", "K: {logspace: [1.3, 1.6, 2]}");
+    assert_config_error(&y, "K: {logspace", "stages.sweep.matrix.K", &["K"]);
+    // A typo in a shared set's key: the stage binary names it, we name the set's line.
+    let y = COMPOSED.replace("batch: 8,", "bacth: 8,");
+    assert_config_error(&y, "bacth: 8", "defaults.training.bacth", &["bacth"]);
 }

@@ -116,7 +116,7 @@ impl Ctx {
                 Ok(c) => codes.push(c),
                 Err(e) => {
                     errs.push(cfg.err_at(
-                        &["stages", &s.name, "bin"],
+                        &s.yaml(&["bin"]),
                         format!(
                             "{e:#} (allowed: a crate folder crates/<bin> in the workspace {})",
                             fp.workspace().display()

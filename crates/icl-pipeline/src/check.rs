@@ -29,13 +29,14 @@ pub fn bin_path(bin_dir: &Path, bin: &str) -> PathBuf {
 pub fn missing_binaries(cfg: &Config, plan: &Plan, bin_dir: &Path) -> Vec<ConfigError> {
     let mut seen = BTreeMap::new();
     for s in &plan.res.stages {
-        seen.entry(s.bin.clone()).or_insert_with(|| s.name.clone());
+        seen.entry(s.bin.clone())
+            .or_insert_with(|| s.yaml(&["bin"]));
     }
     seen.iter()
         .filter(|(bin, _)| !bin_path(bin_dir, bin).is_file())
         .map(|(bin, stage)| {
             cfg.err_at(
-                &["stages", stage, "bin"],
+                stage,
                 format!(
                     "stage binary `{bin}` not found in {} (allowed: a binary built next to `icl`; run `cargo build --release --bins`)",
                     bin_dir.display()
@@ -82,21 +83,18 @@ pub fn check_params(cfg: &Config, plan: &Plan, bin_dir: &Path) -> Result<(), Con
                 }
             }
         }
-        let first_stage = &plan.res.stages[plan.tasks[tasks[0]].stage].name;
+        let first_bin = plan.res.stages[plan.tasks[tasks[0]].stage].yaml(&["bin"]);
         let answers = match run_check(&bin_path(bin_dir, bin), &Value::Array(items)) {
             Ok(a) => a,
             Err(e) => {
-                errs.push(cfg.err_at(
-                    &["stages", first_stage, "bin"],
-                    format!("`{bin} check` failed: {e:#}"),
-                ));
+                errs.push(cfg.err_at(&first_bin, format!("`{bin} check` failed: {e:#}")));
                 continue;
             }
         };
         for a in answers {
             let Some(owner) = owners.get(a.index) else {
                 errs.push(cfg.err_at(
-                    &["stages", first_stage, "bin"],
+                    &first_bin,
                     format!(
                         "`{bin} check` answered for item {} of {}",
                         a.index,
@@ -110,11 +108,7 @@ pub fn check_params(cfg: &Config, plan: &Plan, bin_dir: &Path) -> Result<(), Con
                 let stage = &plan.res.stages[task.stage];
                 // `command` is reported by stage binaries for an unknown command.
                 let path = if a.key == "command" && !task.params.contains_key("command") {
-                    vec![
-                        "stages".to_string(),
-                        stage.name.clone(),
-                        "command".to_string(),
-                    ]
+                    stage.yaml(&["command"])
                 } else {
                     plan.res.param_yaml_path(stage, &a.key)
                 };

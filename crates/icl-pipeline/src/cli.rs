@@ -84,6 +84,25 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// One table of every task of STAGE: matrix values, run record and, for stages with a
+    /// `summary` output, its columns. Parquet or CSV by the extension of --out; else printed.
+    Runs {
+        stage: String,
+        #[arg(long)]
+        profile: Option<String>,
+        /// Write the table here (.parquet or .csv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Every task of a profile with its key components, digest and (when known) key.
+    #[command(hide = true)]
+    Plan {
+        #[arg(long)]
+        profile: Option<String>,
+        /// Machine-readable output (the only format).
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare two tables (Parquet files, or folders holding claims.parquet); Markdown report.
     Diff {
         a: PathBuf,
@@ -264,6 +283,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let ctx = Ctx::load(&env, profile.as_deref(), true)?;
             crate::status::why(&ctx, &stage, json)
+        }
+        Cmd::Runs {
+            stage,
+            profile,
+            out,
+        } => {
+            let ctx = Ctx::load(&env, profile.as_deref(), true)?;
+            crate::runs::runs(&ctx, &stage, out.as_deref())
+        }
+        Cmd::Plan { profile, json: _ } => {
+            let ctx = Ctx::load(&env, profile.as_deref(), true)?;
+            println!("{}", crate::listing::plan_json(&ctx)?);
+            Ok(())
         }
         Cmd::Diff { a, b, keys, json } => {
             // The diff section is optional; without a pipeline file: no keys, exact comparison.

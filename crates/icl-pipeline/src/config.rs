@@ -107,29 +107,99 @@ pub struct RawPipeline {
     /// Defaults of `icl reproduce --executor slurm` (see [`SlurmSettings`]).
     #[serde(default)]
     pub slurm: Option<RawSlurm>,
+    /// Named parameter sets that stages and templates inherit with `use:`.
+    #[serde(default)]
+    pub defaults: Ordered<serde_yaml::Mapping>,
+    /// Chains of stages that an experiment (`template:` in `stages:`) instantiates.
+    #[serde(default)]
+    pub templates: Ordered<Ordered<RawRole>>,
     pub stages: Ordered<RawStage>,
     #[serde(default)]
     pub profiles: Ordered<Option<RawProfile>>,
 }
 
+/// A stage, or an experiment (`template:` set) that expands into the template's stages.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
+    /// Experiment: expand this template (bin, command, inputs, outputs come from it).
+    #[serde(default)]
+    pub template: Option<String>,
     /// Stage binary, found next to `icl`; its crate is `crates/<bin>` (for the code fingerprint).
-    pub bin: String,
-    pub command: String,
+    #[serde(default)]
+    pub bin: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Parameter sets of `defaults:` inherited in order; `params` then override them.
+    #[serde(default, rename = "use")]
+    pub uses: Option<Names>,
     #[serde(default)]
     pub params: Option<serde_yaml::Mapping>,
     #[serde(default)]
     pub matrix: Ordered<serde_yaml::Value>,
     #[serde(default)]
     pub inputs: Ordered<RawInput>,
-    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub outputs: Option<Vec<String>>,
     #[serde(default)]
     pub publish: Ordered<String>,
     /// Threads per task (TaskSpec.threads and RAYON_NUM_THREADS); 1 by default.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Experiment only: stage names other than `<role>_<experiment>`.
+    #[serde(default)]
+    pub names: Ordered<String>,
+    /// Experiment only: roles not generated but taken from an existing stage.
+    #[serde(default)]
+    pub share: Ordered<String>,
+}
+
+/// One stage of a template. Its name in the pipeline is `<role>_<experiment>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    pub bin: String,
+    pub command: String,
+    #[serde(default, rename = "use")]
+    pub uses: Option<Names>,
+    #[serde(default)]
+    pub params: Option<serde_yaml::Mapping>,
+    /// The experiment's params and matrix axes this stage receives [default: all of them].
+    #[serde(default)]
+    pub takes: Option<Vec<String>>,
+    /// References to another role of the template (`items.items`) name that role's stage.
+    #[serde(default)]
+    pub inputs: Ordered<RawInput>,
+    pub outputs: Vec<String>,
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// One name or a list of names.
+#[derive(Debug, Clone, Default)]
+pub struct Names(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Names;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Names, E> {
+                Ok(Names(vec![s.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Names, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = s.next_element::<String>()? {
+                    v.push(x);
+                }
+                Ok(Names(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -140,6 +210,11 @@ pub struct RawProfile {
     /// Overrides the top-level `slurm:` section key by key.
     #[serde(default)]
     pub slurm: Option<RawSlurm>,
+    /// Deep-merged into the named parameter sets of `defaults:` (`null` deletes a key).
+    #[serde(default)]
+    pub defaults: Ordered<serde_yaml::Mapping>,
+    /// Keyed by stage, experiment (applies to each stage it expands to, filtered by `takes`)
+    /// or generated stage name.
     #[serde(default)]
     pub stages: Ordered<Option<RawOverride>>,
 }
@@ -517,24 +592,6 @@ impl Config {
             },
             (None, None) => ("default".to_string(), RawProfile::default()),
         };
-        let pp = |rest: &[&str]| -> Vec<String> {
-            let mut v = vec!["profiles".to_string(), profile_name.clone()];
-            v.extend(rest.iter().map(|s| s.to_string()));
-            v
-        };
-
-        for (sname, _) in &prof.stages.0 {
-            if self.raw.stages.get(sname).is_none() {
-                errs.push(self.err_at(
-                    &pp(&["stages", sname]),
-                    format!(
-                        "profile overrides unknown stage `{sname}` (stages: {})",
-                        self.raw.stages.keys().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-        }
-
         let publish_dir_str = prof
             .publish_dir
             .clone()
@@ -542,85 +599,35 @@ impl Config {
             .unwrap_or_else(|| "results".to_string());
         let publish_dir = self.dir.join(&publish_dir_str);
 
+        let flat = self.flatten(&profile_name, &prof.defaults, &prof.stages, &mut errs);
         let mut stages = Vec::new();
-        for (sname, st) in &self.raw.stages.0 {
+        for f in flat {
+            let sname = f.name.clone();
             let sp = |rest: &[&str]| -> Vec<String> {
-                let mut v = vec!["stages".to_string(), sname.clone()];
+                let mut v = f.fields_at.clone();
                 v.extend(rest.iter().map(|s| s.to_string()));
                 v
             };
-            if !valid_name(sname) {
+            if !valid_name(&sname) {
                 errs.push(self.err_at(
-                    &sp(&[]),
+                    &f.at,
                     format!("invalid stage name `{sname}` (allowed: letters, digits, `_`, `-`)"),
                 ));
             }
-            let ov = prof
-                .stages
-                .get(sname)
-                .cloned()
-                .flatten()
-                .unwrap_or_default();
-
-            // params: YAML -> JSON, then the profile's deep merge.
-            let mut params = Map::new();
-            if let Some(m) = &st.params {
-                if let Some(Value::Object(o)) = self.to_json(
-                    &serde_yaml::Value::Mapping(m.clone()),
-                    &sp(&["params"]),
-                    &mut errs,
-                ) {
-                    params = o;
-                }
-            }
-            let mut profile_params = None;
-            if let Some(m) = &ov.params {
-                let path = pp(&["stages", sname, "params"]);
-                let path_ref: Vec<&str> = path.iter().map(String::as_str).collect();
-                if let Some(Value::Object(o)) =
-                    self.to_json(&serde_yaml::Value::Mapping(m.clone()), &path_ref, &mut errs)
-                {
-                    deep_merge(&mut params, &o);
-                    profile_params = Some(o);
-                }
-            }
-
-            // matrix: the stage's axes, then the profile's replacements key by key.
             let mut matrix: Vec<MatrixAxis> = Vec::new();
-            for (k, v) in &st.matrix.0 {
-                if let Some(values) = self.parse_axis(v, &sp(&["matrix", k]), &mut errs) {
+            for a in &f.matrix {
+                if let Some(values) = self.parse_axis(&a.value, &a.at, &mut errs) {
                     matrix.push(MatrixAxis {
-                        key: k.clone(),
+                        key: a.key.clone(),
                         values,
-                        from_profile: false,
+                        origin: a.at.clone(),
                     });
-                }
-            }
-            for (k, v) in &ov.matrix.0 {
-                let path = pp(&["stages", sname, "matrix", k]);
-                let path_ref: Vec<&str> = path.iter().map(String::as_str).collect();
-                if v.is_null() {
-                    matrix.retain(|a| a.key != *k);
-                    continue;
-                }
-                if let Some(values) = self.parse_axis(v, &path_ref, &mut errs) {
-                    match matrix.iter_mut().find(|a| a.key == *k) {
-                        Some(a) => {
-                            a.values = values;
-                            a.from_profile = true;
-                        }
-                        None => matrix.push(MatrixAxis {
-                            key: k.clone(),
-                            values,
-                            from_profile: true,
-                        }),
-                    }
                 }
             }
 
             // outputs
             let mut seen = BTreeSet::new();
-            for o in &st.outputs {
+            for o in &f.outputs {
                 if !valid_name(o) {
                     errs.push(self.err_at(
                         &sp(&["outputs"]),
@@ -633,7 +640,7 @@ impl Config {
                     );
                 }
             }
-            if st.outputs.is_empty() {
+            if f.outputs.is_empty() {
                 errs.push(self.err_at(
                     &sp(&["outputs"]),
                     "a stage must declare at least one output",
@@ -642,12 +649,12 @@ impl Config {
 
             // inputs
             let mut inputs = Vec::new();
-            for (name, raw) in &st.inputs.0 {
+            for (name, raw) in &f.inputs {
                 let mut refs = Vec::new();
-                if raw.0.is_empty() {
+                if raw.is_empty() {
                     errs.push(self.err_at(&sp(&["inputs", name]), "empty list of references"));
                 }
-                for r in &raw.0 {
+                for r in raw {
                     match parse_ref(r) {
                         Some(sel) => refs.push(sel),
                         None => errs.push(self.err_at(
@@ -663,14 +670,13 @@ impl Config {
             }
 
             // publish
-            let mut publish = Vec::new();
-            for (out, dest) in &st.publish.0 {
-                if !st.outputs.contains(out) {
+            for (out, dest) in &f.publish {
+                if !f.outputs.contains(out) {
                     errs.push(self.err_at(
                         &sp(&["publish", out]),
                         format!(
                             "publishes `{out}`, which is not an output of this stage (outputs: {})",
-                            st.outputs.join(", ")
+                            f.outputs.join(", ")
                         ),
                     ));
                 }
@@ -686,9 +692,8 @@ impl Config {
                         ),
                     ));
                 }
-                publish.push((out.clone(), dest.clone()));
             }
-            if !publish.is_empty() && !matrix.is_empty() {
+            if !f.publish.is_empty() && !matrix.is_empty() {
                 let keys: Vec<&str> = matrix.iter().map(|a| a.key.as_str()).collect();
                 errs.push(self.err_at(
                     &sp(&["publish"]),
@@ -696,24 +701,26 @@ impl Config {
                 ));
             }
 
-            let threads = ov.threads.or(st.threads).unwrap_or(1);
+            let threads = f.threads.unwrap_or(1);
             if threads == 0 {
                 errs.push(self.err_at(&sp(&["threads"]), "must be >= 1 (got 0)"));
             }
-            if !valid_name(&st.bin) {
-                errs.push(self.err_at(&sp(&["bin"]), format!("invalid binary name `{}`", st.bin)));
+            if !valid_name(&f.bin) {
+                errs.push(self.err_at(&sp(&["bin"]), format!("invalid binary name `{}`", f.bin)));
             }
 
             stages.push(StageSpec {
-                name: sname.clone(),
-                bin: st.bin.clone(),
-                command: st.command.clone(),
-                params,
-                profile_params,
+                name: sname,
+                bin: f.bin,
+                command: f.command,
+                params: f.params.params,
+                origins: f.params.origins,
+                at: f.at,
+                fields_at: f.fields_at,
                 matrix,
                 inputs,
-                outputs: st.outputs.clone(),
-                publish,
+                outputs: f.outputs,
+                publish: f.publish,
                 threads,
             });
         }
@@ -722,9 +729,10 @@ impl Config {
         for s in &stages {
             for inp in &s.inputs {
                 for r in &inp.refs {
+                    let at = s.yaml(&["inputs", &inp.name]);
                     match stages.iter().find(|u| u.name == r.stage) {
                         None => errs.push(self.err_at(
-                            &["stages", &s.name, "inputs", &inp.name],
+                            &at,
                             format!(
                                     "`{}` names stage `{}`, which does not exist (stages: {})",
                                     r.text(),
@@ -737,7 +745,7 @@ impl Config {
                                 ),
                         )),
                         Some(u) if !u.outputs.contains(&r.output) => errs.push(self.err_at(
-                            &["stages", &s.name, "inputs", &inp.name],
+                            &at,
                             format!(
                                 "`{}`: stage `{}` has no output `{}` (its outputs: {})",
                                 r.text(),
@@ -760,7 +768,7 @@ impl Config {
                     .map(|&i| stages[i].name.as_str())
                     .collect();
                 errs.push(self.err_at(
-                    &["stages", &first.name, "inputs"],
+                    &first.yaml(&["inputs"]),
                     format!(
                         "the inputs form a cycle: {} (allowed: a directed acyclic graph)",
                         names.join(" -> ")
@@ -771,6 +779,14 @@ impl Config {
         if let Err(e) = self.slurm(&profile_name) {
             errs.extend(e.0);
         }
+        // An experiment's value reaches several stages; report each problem once.
+        let mut unique: Vec<ConfigError> = Vec::new();
+        for e in errs {
+            if !unique.contains(&e) {
+                unique.push(e);
+            }
+        }
+        let errs = unique;
         if errs.is_empty() {
             Ok(Resolved {
                 profile: profile_name,
@@ -783,7 +799,7 @@ impl Config {
     }
 
     /// YAML value -> JSON value: `.inf` becomes the string "inf", NaN is refused.
-    fn to_json<S: AsRef<str>>(
+    pub(crate) fn to_json<S: AsRef<str>>(
         &self,
         v: &serde_yaml::Value,
         path: &[S],
@@ -853,7 +869,30 @@ impl Config {
         path: &[S],
         errs: &mut Vec<ConfigError>,
     ) -> Option<Vec<Value>> {
-        const ALLOWED: &str = "allowed: a list of values, {range: [a, b]}, {logspace: [a, b, n]} or {linspace: [a, b, n]}";
+        const ALLOWED: &str = "allowed: a list of values, {range: [a, b]}, {logspace: [a, b, n]} or {linspace: [a, b, n]}, the last two optionally with `round: int` or `round: even`";
+        // `round:` asks for integers (e.g. K, which a stage may require to be even).
+        let (gen, round) = match v {
+            serde_yaml::Value::Mapping(m) if m.len() == 2 && m.contains_key("round") => {
+                let mut g = m.clone();
+                let r = g.remove("round").expect("checked");
+                match r.as_str() {
+                    Some("int") => (serde_yaml::Value::Mapping(g), Some("int")),
+                    Some("even") => (serde_yaml::Value::Mapping(g), Some("even")),
+                    _ => {
+                        let mut p: Vec<String> =
+                            path.iter().map(|s| s.as_ref().to_string()).collect();
+                        p.push("round".into());
+                        errs.push(self.err_at(
+                            &p,
+                            format!("round: {} (allowed: int or even)", yaml_inline(&r)),
+                        ));
+                        return None;
+                    }
+                }
+            }
+            other => (other.clone(), None),
+        };
+        let v = &gen;
         let values = match v {
             serde_yaml::Value::Sequence(_) => match self.to_json(v, path, errs)? {
                 Value::Array(a) => a,
@@ -888,23 +927,22 @@ impl Config {
                             if n >= 1.0 && n.fract() == 0.0 && a.is_finite() && b.is_finite() =>
                         {
                             let n = n as usize;
-                            let vals: Vec<i64> = (0..n)
+                            (0..n)
                                 .map(|i| {
                                     let e = if n == 1 {
                                         a
                                     } else {
                                         a + (b - a) * i as f64 / (n - 1) as f64
                                     };
-                                    // Rounded to an even integer: K must split evenly between the two labels.
-                                    ((10f64.powf(e) / 2.0).round() * 2.0) as i64
+                                    10f64.powf(e)
                                 })
-                                .collect();
-                            let uniq: BTreeSet<i64> = vals.iter().copied().collect();
-                            if uniq.len() != vals.len() {
-                                errs.push(bad(format!("logspace {} gives duplicate values after rounding to even integers: {vals:?}", yaml_inline(args))));
-                                return None;
-                            }
-                            vals.into_iter().map(Value::from).collect()
+                                // Rounded below when asked; tidied only when not, so that
+                                // `round: even` reproduces the old integer values exactly.
+                                .map(|x| match round {
+                                    Some(_) => Value::from(x),
+                                    None => tidy_float(Value::from(x)),
+                                })
+                                .collect()
                         }
                         _ => {
                             errs.push(bad(format!("logspace needs [a, b, n]: base-10 exponents a, b and a count n >= 1; got {}", yaml_inline(args))));
@@ -956,6 +994,31 @@ impl Config {
                 return None;
             }
         };
+        let values = match round {
+            None => values,
+            Some(r) => {
+                let vals: Vec<i64> = values
+                    .iter()
+                    .map(|x| {
+                        let x = x.as_f64().unwrap_or(f64::NAN);
+                        if r == "even" {
+                            ((x / 2.0).round() * 2.0) as i64
+                        } else {
+                            x.round() as i64
+                        }
+                    })
+                    .collect();
+                let uniq: BTreeSet<i64> = vals.iter().copied().collect();
+                if uniq.len() != vals.len() {
+                    errs.push(self.err_at(
+                        path,
+                        format!("gives duplicate values after rounding to {r} integers: {vals:?}"),
+                    ));
+                    return None;
+                }
+                vals.into_iter().map(Value::from).collect()
+            }
+        };
         if values.is_empty() {
             errs.push(self.err_at(path, "a matrix axis needs at least one value"));
             return None;
@@ -970,6 +1033,17 @@ impl Config {
             }
         }
         Some(values)
+    }
+}
+
+/// A generated float at 12 significant digits (10^-3 is 0.001, not 0.0010000000000000002);
+/// integers and strings pass through.
+fn tidy_float(v: Value) -> Value {
+    match v.as_f64() {
+        Some(x) if !v.is_i64() && !v.is_u64() && x.is_finite() => {
+            Value::from(format!("{x:.11e}").parse::<f64>().unwrap_or(x))
+        }
+        _ => v,
     }
 }
 
@@ -1097,10 +1171,14 @@ pub struct StageSpec {
     pub name: String,
     pub bin: String,
     pub command: String,
-    /// Stage params after the profile's deep merge (matrix values are applied per task).
+    /// Stage params after inheritance and the profile (matrix values are applied per task).
     pub params: Map<String, Value>,
-    /// The profile's params override, kept to locate errors in the right place.
-    pub profile_params: Option<Map<String, Value>>,
+    /// Where each param was written (dotted key -> YAML path), to locate errors.
+    pub origins: BTreeMap<String, Vec<String>>,
+    /// Where the stage, or the experiment that expands to it, is written.
+    pub at: Vec<String>,
+    /// Where its bin, command, inputs and outputs are written (its entry or template role).
+    pub fields_at: Vec<String>,
     pub matrix: Vec<MatrixAxis>,
     pub inputs: Vec<InputDecl>,
     pub outputs: Vec<String>,
@@ -1113,8 +1191,8 @@ pub struct StageSpec {
 pub struct MatrixAxis {
     pub key: String,
     pub values: Vec<Value>,
-    /// Set by the profile (for error locations).
-    pub from_profile: bool,
+    /// Where the axis was written (the stage, its experiment, or a profile).
+    pub origin: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -1148,60 +1226,30 @@ impl Resolved {
         self.stages.iter().find(|s| s.name == name)
     }
 
-    /// The YAML key path a (possibly dotted) parameter of `stage` came from: the profile's
-    /// matrix or params override if it set it, else the stage's matrix or params.
+    /// The YAML key path a (possibly dotted) parameter of `stage` came from: its matrix axis,
+    /// else the layer (parameter set, template, experiment, stage or profile) that set it, else
+    /// the stage's params.
     pub fn param_yaml_path(&self, stage: &StageSpec, key: &str) -> Vec<String> {
-        let segs: Vec<&str> = if key.is_empty() {
-            Vec::new()
-        } else {
-            key.split('.').collect()
-        };
-        let in_profile = |rest: &[&str]| -> Vec<String> {
-            let mut v = vec![
-                "profiles".to_string(),
-                self.profile.clone(),
-                "stages".to_string(),
-                stage.name.clone(),
-            ];
-            v.extend(rest.iter().map(|s| s.to_string()));
-            v
-        };
-        let in_stage = |rest: &[&str]| -> Vec<String> {
-            let mut v = vec!["stages".to_string(), stage.name.clone()];
-            v.extend(rest.iter().map(|s| s.to_string()));
-            v
-        };
-        if let Some(first) = segs.first() {
-            if let Some(axis) = stage.matrix.iter().find(|a| a.key == *first) {
-                return if axis.from_profile {
-                    in_profile(&["matrix", first])
-                } else {
-                    in_stage(&["matrix", first])
-                };
-            }
-            if let Some(pp) = &stage.profile_params {
-                if sets_path(pp, &segs) {
-                    let mut rest = vec!["params"];
-                    rest.extend(&segs);
-                    return in_profile(&rest);
-                }
-            }
+        let first = key.split('.').next().unwrap_or("");
+        if let Some(axis) = stage.matrix.iter().find(|a| a.key == first) {
+            return axis.origin.clone();
         }
-        let mut rest = vec!["params"];
-        rest.extend(&segs);
-        in_stage(&rest)
+        if let Some(p) = crate::compose::origin(&stage.origins, key) {
+            return p.clone();
+        }
+        let mut p = stage.at.clone();
+        p.push("params".into());
+        p.extend(key.split('.').filter(|s| !s.is_empty()).map(str::to_string));
+        p
     }
 }
 
-/// Does this override set the value at `segs` (or replace one of its ancestors)?
-fn sets_path(m: &Map<String, Value>, segs: &[&str]) -> bool {
-    let Some((first, rest)) = segs.split_first() else {
-        return false;
-    };
-    match m.get(*first) {
-        None => false,
-        Some(Value::Object(o)) if !rest.is_empty() => sets_path(o, rest),
-        Some(_) => true,
+impl StageSpec {
+    /// The YAML path of a structural field (`bin`, `inputs`, ...) of this stage.
+    pub fn yaml(&self, rest: &[&str]) -> Vec<String> {
+        let mut v = self.fields_at.clone();
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
     }
 }
 
@@ -1251,7 +1299,7 @@ profiles:
   quick: {}
   paper:
     stages:
-      items: {matrix: {K: {logspace: [2, 4, 3]}}}
+      items: {matrix: {K: {logspace: [2, 4, 3], round: even}}}
 ";
 
     #[test]
@@ -1271,7 +1319,11 @@ profiles:
         assert_eq!(t.params["opt"], serde_json::json!({"wd": 0.5, "mom": 0}));
         assert_eq!(t.params["lr"], serde_json::json!(0.01));
         assert_eq!(t.matrix[1].values, vec![Value::from(0)]);
-        assert!(t.matrix[1].from_profile && !t.matrix[0].from_profile);
+        assert_eq!(
+            t.matrix[1].origin.join("."),
+            "profiles.ci.stages.train.matrix.seed"
+        );
+        assert_eq!(t.matrix[0].origin.join("."), "stages.train.matrix.K");
         let p = c.resolve(Some("paper")).unwrap();
         assert_eq!(
             p.stage("items").unwrap().matrix[0].values,

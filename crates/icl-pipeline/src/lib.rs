@@ -41,12 +41,50 @@
 //!   quick: {}
 //! ```
 //!
+//! **Writing each setting once** (see [`compose`]):
+//!
+//! ```yaml
+//! defaults:                        # named parameter sets
+//!   data: {D: 63, data_seed: 1}
+//!   training: {lr: 0.01, batch: 128}
+//! templates:                       # a chain of stages, written once
+//!   experiment:
+//!     items: {bin: icl-datagen, command: items, use: data, takes: [K], outputs: [items]}
+//!     train:
+//!       bin: icl-train
+//!       command: train
+//!       use: [data, training]      # inherited in order, then overridden
+//!       inputs: {items: items.items}   # a role of the template: this experiment's stage
+//!       outputs: [curve, summary]
+//! stages:
+//!   sweep:                         # an experiment: expands to items_sweep, train_sweep
+//!     template: experiment
+//!     params: {N: 8}               # to every stage whose `takes` lists it (no `takes`: all)
+//!     matrix: {K: [64, 128], seed: [0, 1]}   # likewise
+//!     names: {train: train_k}      # optional: another name than <role>_<experiment>
+//!     share: {items: items_other}  # optional: use an existing stage instead of generating one
+//!   claim_c1: {bin: icl-eval, command: c1, use: data, inputs: ..., outputs: [claim]}
+//! profiles:
+//!   ci:
+//!     defaults: {training: {lr: 0.1}}          # change a set for every stage using it
+//!     stages:
+//!       sweep: {matrix: {K: [64]}}             # change an experiment: its stages follow
+//!       train_sweep: {params: {epochs: 1}}     # or one generated stage by name
+//! ```
+//!
+//! Layers, lowest first: `use:` sets, the template's `params`, the experiment's, then the
+//! profile's changes (sets, experiment, stage by name). Every value keeps the line it was written
+//! on, for errors. In the file `null` is a value (`early_stop: null`); in a profile it deletes.
+//! The expansion is pure rewriting: a stage written out in full and the same stage produced by
+//! an experiment have identical tasks and cache keys.
+//!
 //! **Matrix axes**: a list of values; `{range: [a, b]}` (integers a..b, b exclusive);
-//! `{logspace: [a, b, n]}` (n points from 10^a to 10^b inclusive, each rounded to the nearest
-//! even integer, since K must split evenly between two labels); `{linspace: [a, b, n]}` (n
-//! points from a to b inclusive; integers when a and b are integers and every point is
-//! integral). The first key varies slowest. Values in an axis must be distinct. YAML `.inf`
-//! becomes the string `"inf"` (`K: [1000, .inf]`).
+//! `{logspace: [a, b, n]}` (n points from 10^a to 10^b inclusive, floats at 12 significant
+//! digits); `{linspace: [a, b, n]}` (n points from a to b inclusive; integers when a and b are
+//! integers and every point is integral). Either generator takes `round: int` or `round: even`
+//! for integers (`{logspace: [2.5, 5, 11], round: even}`); which values a parameter accepts
+//! (K even, say) is the stage binary's `check`. The first key varies slowest. Values in an axis
+//! must be distinct. YAML `.inf` becomes the string `"inf"` (`K: [1000, .inf]`).
 //!
 //! **Params passed to the binary** = the stage's params with the matrix point applied (matrix
 //! values override params): one flat JSON object (values may themselves be objects).
@@ -59,7 +97,8 @@
 //!
 //! **Profiles** deep-merge `params` into the stage's (`null` deletes a key), replace `matrix`
 //! axes key by key (`null` deletes an axis; new keys are appended), and may set `threads` and
-//! `publish_dir`. `--profile` picks one; otherwise `default_profile`.
+//! `publish_dir`; keyed by a stage, an experiment or a generated stage's name. `defaults:`
+//! deep-merges into the named sets. `--profile` picks one; otherwise `default_profile`.
 //!
 //! **Validation** (exit code 2, nothing written, not even `data/`): unknown keys and wrong types
 //! (serde, with line and column), unknown profiles, inputs naming missing stages or outputs,
@@ -75,16 +114,19 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod diff;
 pub mod error;
 pub mod fingerprint;
 pub mod gc;
 pub mod key;
+pub mod listing;
 pub mod lock;
 pub mod plan;
 pub mod progress;
 pub mod run;
+pub mod runs;
 pub mod signals;
 pub mod slurm;
 pub mod state;

@@ -111,7 +111,7 @@ impl Plan {
                             .collect();
                         if r.gather && matches.is_empty() {
                             errs.push(cfg.err_at(
-                                &["stages", &st.name, "inputs", &decl.name],
+                                &st.yaml(&["inputs", &decl.name]),
                                 format!(
                                     "`{}` gathers no task of stage `{}` for task {label} (its matrix keys {} must equal this task's params where both have them)",
                                     r.text(),
@@ -128,7 +128,7 @@ impl Plan {
                                 })
                                 .collect();
                             errs.push(cfg.err_at(
-                                &["stages", &st.name, "inputs", &decl.name],
+                                &st.yaml(&["inputs", &decl.name]),
                                 format!(
                                     "`{}` must match exactly one task of stage `{}` for task {label}, but matches {} (allowed: this task's params agree with exactly one point of {}'s matrix {}; this task has {}; use `{}[*]` to gather many)",
                                     r.text(),
