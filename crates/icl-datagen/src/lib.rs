@@ -16,7 +16,8 @@
 //! | ICL test sequences | `test_seed` | [`STREAM_ICL_TEST`] |
 //! | IWL test sequences | `test_seed` | [`STREAM_IWL_TEST`] |
 //!
-//! Normal draws use a 32-bit ziggurat on these ChaCha8 streams (see `normal.rs`).
+//! Normal draws use a 32-bit ziggurat on these ChaCha8 streams; at K = inf, 16 xoshiro128++ lanes
+//! per sequence seeded from the run's ChaCha8 stream (see `normal.rs`).
 //!
 //! The trainer and the IWL evaluation must both call [`assign_labels`]`(k, run_seed)` to agree on
 //! which training item carries which label; the test sets themselves never depend on the run seed.
