@@ -1226,6 +1226,17 @@ impl Resolved {
         self.stages.iter().find(|s| s.name == name)
     }
 
+    /// The index of stage `name`, or the usage error every command gives for an unknown stage
+    /// (`what` names the argument, e.g. "--stage x"; the allowed names follow).
+    pub fn stage_index(&self, name: &str, what: &str) -> Result<usize, crate::error::CliError> {
+        self.stages.iter().position(|s| s.name == name).ok_or_else(|| {
+            crate::error::CliError::Usage(format!(
+                "{what} (allowed: {})",
+                self.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
     /// The YAML key path a (possibly dotted) parameter of `stage` came from: its matrix axis,
     /// else the layer (parameter set, template, experiment, stage or profile) that set it, else
     /// the stage's params.

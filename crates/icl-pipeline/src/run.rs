@@ -120,17 +120,7 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
     let plan = &ctx.plan;
     let store = &ctx.store;
     for s in &opts.stages {
-        if plan.res.stage(s).is_none() {
-            return Err(CliError::Usage(format!(
-                "--stage {s}: no such stage (allowed: {})",
-                plan.res
-                    .stages
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        plan.res.stage_index(s, &format!("--stage {s}: no such stage"))?;
     }
     let selected = plan.select(&opts.stages);
 

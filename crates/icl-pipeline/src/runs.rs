@@ -25,17 +25,7 @@ const SUMMARY: &str = "summary";
 
 pub fn runs_table(ctx: &Ctx, stage_name: &str) -> Result<RecordBatch, CliError> {
     let plan = &ctx.plan;
-    let Some(si) = plan.res.stages.iter().position(|s| s.name == stage_name) else {
-        return Err(CliError::Usage(format!(
-            "no stage `{stage_name}` (allowed: {})",
-            plan.res
-                .stages
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
+    let si = plan.res.stage_index(stage_name, &format!("no stage `{stage_name}`"))?;
     let stage = &plan.res.stages[si];
     let tasks = &plan.by_stage[si];
     let probes = probe(

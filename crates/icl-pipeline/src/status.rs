@@ -106,17 +106,7 @@ pub struct WhyTask {
 
 pub fn why_report(ctx: &Ctx, stage_name: &str) -> Result<Vec<WhyTask>, CliError> {
     let plan = &ctx.plan;
-    let Some(si) = plan.res.stages.iter().position(|s| s.name == stage_name) else {
-        return Err(CliError::Usage(format!(
-            "no stage `{stage_name}` (allowed: {})",
-            plan.res
-                .stages
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
+    let si = plan.res.stage_index(stage_name, &format!("no stage `{stage_name}`"))?;
     let stage = &plan.res.stages[si];
     let probes = probe(plan, &ctx.store, &ctx.codes, &vec![true; plan.tasks.len()])?;
     let mut out = Vec::new();
