@@ -114,8 +114,7 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
 
     // The ICL thresholds must tell copying from counting at the runs' N (crate::floor).
     let ns = crate::frame::context_lengths(df)?;
-    let n_max_floor = ns.iter().map(|&n| crate::floor::count_floor(n)).fold(0.5, f64::max);
-    let icl_low_max = p.icl_low_max.unwrap_or(n_max_floor + crate::floor::FLOOR_MARGIN);
+    let icl_low_max = p.icl_low_max.unwrap_or(crate::floor::highest_floor(&ns) + crate::floor::FLOOR_MARGIN);
     let mut checks = Vec::new();
     let (first, last) = (per_k.first(), per_k.last());
     let enough = per_k.len() >= 3 && runs.len() >= 4;

@@ -119,8 +119,7 @@ pub struct C2Analysis {
 /// plateau threshold must clear.
 pub fn analyze(curves: Vec<Curve>, ns: &[u64], p: &C2Params) -> Result<C2Analysis> {
     ensure!(!curves.is_empty(), "no learning curves given");
-    let floor = ns.iter().map(|&n| crate::floor::count_floor(n)).fold(0.5, f64::max);
-    let plateau_threshold = p.plateau_threshold.unwrap_or(floor + crate::floor::FLOOR_MARGIN);
+    let plateau_threshold = p.plateau_threshold.unwrap_or(crate::floor::highest_floor(ns) + crate::floor::FLOOR_MARGIN);
     let runs: Vec<RunAbruptness> =
         curves.iter().map(|c| abruptness(c, plateau_threshold, p.acquired_threshold)).collect();
     let ratios: Vec<f64> = runs.iter().filter_map(|r| r.ratio).collect();
@@ -181,7 +180,7 @@ impl C2Analysis {
             "median_ratio_interval_95": [finite(self.ratio_low), finite(self.ratio_high)],
             "acquired_fraction": self.acquired_frac,
             "thresholds": {"plateau": self.plateau_threshold, "acquired": p.acquired_threshold},
-            "count_floor": self.ns.iter().map(|&n| json!({"N": n, "floor": crate::floor::count_floor(n)})).collect::<Vec<_>>(),
+            "count_floor": crate::floor::floors_json(&self.ns),
             "plateau_threshold_source": if p.plateau_threshold.is_some() { "set in the pipeline" } else { "count floor + 0.05: the plateau ends when accuracy first exceeds what predicting the context's majority label can give" },
             "definition": "ratio = t(plateau threshold) / max(t(acquired threshold) - t(plateau threshold), evaluation interval); crossing times interpolated linearly between evaluations",
             "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "method": "resample acquiring runs, percentile interval of the median ratio"},

@@ -53,20 +53,45 @@ pub fn clears_floor(threshold: f64, n: u64) -> bool {
     threshold >= count_floor(n) + FLOOR_MARGIN - 1e-12
 }
 
+/// The highest count floor over the context lengths `ns` (0.5, chance, when there are none):
+/// what a default threshold must clear for every run.
+pub fn highest_floor(ns: &[u64]) -> f64 {
+    ns.iter().map(|&n| count_floor(n)).fold(0.5, f64::max)
+}
+
+/// `[{N, floor}]` for the distinct context lengths in `ns`, for a claim's details.
+pub fn floors_json(ns: &[u64]) -> serde_json::Value {
+    let mut ns = ns.to_vec();
+    ns.sort_unstable();
+    ns.dedup();
+    serde_json::Value::Array(ns.iter().map(|&n| serde_json::json!({"N": n, "floor": count_floor(n)})).collect())
+}
+
 /// The check every accuracy-threshold claim carries: `threshold` (named `what`) against the
 /// count floor at each context length the claim's runs use. Fails if any N is too small for the
 /// threshold; the claim then cannot tell copying from counting and is inconclusive there.
 pub fn floor_check(what: &str, threshold: f64, ns: &[u64]) -> Check {
-    let mut ns = ns.to_vec();
+    let pairs: Vec<(f64, u64)> = ns.iter().map(|&n| (threshold, n)).collect();
+    floor_check_each(what, &pairs)
+}
+
+/// [`floor_check`] for thresholds that differ per run: every (threshold, N) pair must clear the
+/// floor of its N. The check's value is the largest threshold.
+pub fn floor_check_each(what: &str, pairs: &[(f64, u64)]) -> Check {
+    let mut ns: Vec<u64> = pairs.iter().map(|p| p.1).collect();
     ns.sort_unstable();
     ns.dedup();
+    let mut ts: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    ts.sort_by(f64::total_cmp);
+    ts.dedup();
     let floors: Vec<String> = ns.iter().map(|&n| format!("N = {n}: {:.3}", count_floor(n))).collect();
     Check {
         name: format!("{what}_clear_of_count_floor"),
-        pass: !ns.is_empty() && ns.iter().all(|&n| clears_floor(threshold, n)),
-        value: Some(threshold),
+        pass: !pairs.is_empty() && pairs.iter().all(|&(t, n)| clears_floor(t, n)),
+        value: ts.last().copied(),
         rule: format!(
-            "the {what} threshold {threshold} sits at least {FLOOR_MARGIN} above the label-count floor (accuracy of predicting the context's majority label; {}), so counting alone cannot pass for copying",
+            "the {what} threshold {} sits at least {FLOOR_MARGIN} above the label-count floor (accuracy of predicting the context's majority label; {}), so counting alone cannot pass for copying",
+            ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" / "),
             if floors.is_empty() { "no N in the data".to_string() } else { floors.join(", ") }
         ),
     }

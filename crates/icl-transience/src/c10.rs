@@ -59,10 +59,18 @@ pub fn lose_summary(th: &[Thresholds]) -> (String, f64) {
 
 /// `[{N, floor}]` of the runs' distinct context lengths, for the claim's details.
 pub fn count_floors(runs: &[Run]) -> serde_json::Value {
-    let mut ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
-    ns.sort_unstable();
-    ns.dedup();
-    json!(ns.iter().map(|&n| json!({"N": n, "floor": icl_eval::floor::count_floor(n)})).collect::<Vec<_>>())
+    icl_eval::floor::floors_json(&runs.iter().map(|r| r.n).collect::<Vec<_>>())
+}
+
+/// Each run's thresholds at its own N (see [`Thresholds::for_n`]).
+pub fn run_thresholds(runs: &[Run], acquire: f64, lose: Option<f64>) -> Vec<Thresholds> {
+    runs.iter().map(|r| Thresholds::for_n(acquire, lose, r.n)).collect()
+}
+
+/// The loss threshold of every run against the count floor of its N.
+pub fn loss_floor_check(runs: &[Run], thresholds: &[Thresholds]) -> Check {
+    let pairs: Vec<(f64, u64)> = runs.iter().zip(thresholds).map(|(r, t)| (t.lose, r.n)).collect();
+    icl_eval::floor::floor_check_each("loss", &pairs)
 }
 
 /// A run that shows the claim: acquired, lost, and IWL rose between acquisition and loss.
@@ -72,8 +80,7 @@ pub fn shows_transience(a: &RunAnalysis, min_iwl_rise: f64) -> bool {
 
 pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
     ensure!(!runs.is_empty(), "no runs given");
-    let thresholds: Vec<Thresholds> =
-        runs.iter().map(|r| Thresholds::for_n(p.acquire_threshold, p.lose_threshold, r.n)).collect();
+    let thresholds = run_thresholds(&runs, p.acquire_threshold, p.lose_threshold);
     let per_run: Vec<RunAnalysis> =
         runs.iter().zip(&thresholds).map(|(r, th)| analyze_run(&r.curve, *th)).collect();
     let ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
@@ -111,12 +118,7 @@ pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
     }
     let spearman_acc = if icl_acc.len() >= 3 { icl_eval::stats::spearman(&icl_acc, &iwl_acc) } else { f64::NAN };
     let floor_acq = icl_eval::floor::floor_check("acquisition", p.acquire_threshold, &ns);
-    let floor_lose = {
-        // Every run's loss threshold against its own N.
-        let mut c = icl_eval::floor::floor_check("loss", lose_values.1, &ns);
-        c.pass = runs.iter().zip(&thresholds).all(|(r, t)| icl_eval::floor::clears_floor(t.lose, r.n));
-        c
-    };
+    let floor_lose = loss_floor_check(&runs, &thresholds);
     let floors_ok = floor_acq.pass && floor_lose.pass;
     let checks = vec![
         Check {

@@ -51,8 +51,7 @@ pub struct C11Analysis {
 
 pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
     ensure!(!runs.is_empty(), "no runs given");
-    let thresholds: Vec<Thresholds> =
-        runs.iter().map(|r| Thresholds::for_n(p.acquire_threshold, p.lose_threshold, r.n)).collect();
+    let thresholds = crate::c10::run_thresholds(&runs, p.acquire_threshold, p.lose_threshold);
     let per_run: Vec<RunAnalysis> =
         runs.iter().zip(&thresholds).map(|(r, th)| analyze_run(&r.curve, *th)).collect();
     let ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
@@ -151,11 +150,7 @@ pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
             rule: "some wd_attn above every acquiring value has no run acquiring ICL (value = the smallest such wd_attn)".into(),
         },
         icl_eval::floor::floor_check("acquisition", p.acquire_threshold, &ns),
-        {
-            let mut c = icl_eval::floor::floor_check("loss", lose.1, &ns);
-            c.pass = runs.iter().zip(&thresholds).all(|(r, t)| icl_eval::floor::clears_floor(t.lose, r.n));
-            c
-        },
+        crate::c10::loss_floor_check(&runs, &thresholds),
     ];
     let floors_ok = checks[3].pass && checks[4].pass;
     let core = checks[0].pass && checks[1].pass;

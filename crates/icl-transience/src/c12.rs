@@ -370,7 +370,7 @@ impl C12Analysis {
             "per_K": self.strata,
             "unmatched_K_ignored": self.unmatched_k.iter().map(|&k| k_json(k)).collect::<Vec<_>>(),
             "acquired_definition": format!("final ICL test accuracy > {} (Fig 6e counts runs with ICL accuracy > 0.75), thresholded per run; per_K.*_ever_reached: the summary's `acquired` (accuracy reached t_icl_threshold at some evaluation)", p.final_acc_threshold),
-            "count_floor": self.ns.iter().map(|&n| json!({"N": n, "floor": icl_eval::floor::count_floor(n)})).collect::<Vec<_>>(),
+            "count_floor": icl_eval::floor::floors_json(&self.ns),
             "median_final_beta_eff_of_runs_with_icl": self.median_final_beta.map(|((s, ns), (e, ne))| json!({"standard": finite(s), "standard_runs": ns, "equalized": finite(e), "equalized_runs": ne})),
             "beta_eff_note": "final beta_eff (log-odds the head gives the matching item over the others) tells how the ICL test is solved: > 0 = copying the match",
             "test_sets": "both arms are scored on the same standard ICL test (as the reference's: the equalized run's test contexts take their labels from a table unrelated to the halves, so label counts carry no information about the query and the minority-label shortcut does not score)",

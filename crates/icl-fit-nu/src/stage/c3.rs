@@ -169,7 +169,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
 
     // Thresholds against the label-count floor of the runs' N (icl_eval::floor).
     let ns: Vec<u64> = runs.iter().chain(&trans).map(|r| r.summary.n.round() as u64).collect();
-    let worst_floor = ns.iter().map(|&n| icl_eval::floor::count_floor(n)).fold(0.5, f64::max);
+    let worst_floor = icl_eval::floor::highest_floor(&ns);
     let max_low_plateau = p.max_low_plateau.unwrap_or(worst_floor + icl_eval::floor::FLOOR_MARGIN);
     let lost_acc = p.lost_acc.unwrap_or((p.peak_acc + worst_floor) / 2.0);
 
@@ -314,12 +314,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     } else {
         verdict_of(&checks, CORE)
     };
-    let count_floor_json: Vec<serde_json::Value> = {
-        let mut u = ns.clone();
-        u.sort_unstable();
-        u.dedup();
-        u.iter().map(|&n| json!({"N": n, "floor": icl_eval::floor::count_floor(n)})).collect()
-    };
+    let count_floor_json = icl_eval::floor::floors_json(&ns);
     let details = json!({
         "verdict_rule": format!("{}; inconclusive: fewer than 3 K values, or a threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
         "checks": checks_json(&checks),
