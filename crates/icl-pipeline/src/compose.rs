@@ -10,7 +10,7 @@
 //! name. In-file layers keep `null` as a value (`early_stop: null`); profile layers delete with
 //! it, as they always did.
 
-use crate::config::{Config, RawOverride, RawStage};
+use crate::config::{Config, RawMatrix, RawOverride, RawStage};
 use crate::error::ConfigError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -135,7 +135,8 @@ pub struct FlatStage {
     pub bin: String,
     pub command: String,
     pub params: Located,
-    pub matrix: Vec<FlatAxis>,
+    /// Matrix blocks (one unless the YAML gave a list), axes as written.
+    pub matrix: Vec<Vec<FlatAxis>>,
     pub inputs: Vec<(String, Vec<String>)>,
     pub outputs: Vec<String>,
     pub publish: Vec<(String, String)>,
@@ -143,24 +144,60 @@ pub struct FlatStage {
 }
 
 impl FlatStage {
-    /// Replace matrix axes key by key (`null` deletes an axis, new keys are appended).
-    fn override_matrix(&mut self, key: &str, value: &serde_yaml::Value, at: YamlPath) {
-        if value.is_null() {
-            self.matrix.retain(|a| a.key != key);
+    /// A profile's `matrix:` (written at `at`): a list of blocks replaces the matrix; a
+    /// mapping replaces axes key by key in every block (`null` deletes an axis, new keys are
+    /// appended). `keep` filters the keys (an experiment's `takes`).
+    fn override_matrix(&mut self, m: &RawMatrix, at: &YamlPath, keep: &dyn Fn(&str) -> bool) {
+        if m.listed {
+            self.matrix = flat_matrix(m, at, keep);
             return;
         }
-        match self.matrix.iter_mut().find(|a| a.key == key) {
-            Some(a) => {
-                a.value = value.clone();
-                a.at = at;
+        let Some(block) = m.blocks.first() else { return };
+        if self.matrix.is_empty() {
+            self.matrix.push(Vec::new());
+        }
+        for (key, value) in block.0.iter().filter(|(k, _)| keep(k)) {
+            let at = child(at, key);
+            for axes in &mut self.matrix {
+                if value.is_null() {
+                    axes.retain(|a| a.key != *key);
+                    continue;
+                }
+                match axes.iter_mut().find(|a| a.key == *key) {
+                    Some(a) => {
+                        a.value = value.clone();
+                        a.at = at.clone();
+                    }
+                    None => axes.push(FlatAxis {
+                        key: key.clone(),
+                        value: value.clone(),
+                        at: at.clone(),
+                    }),
+                }
             }
-            None => self.matrix.push(FlatAxis {
-                key: key.to_string(),
-                value: value.clone(),
-                at,
-            }),
         }
     }
+}
+
+/// The blocks of a `matrix:` written at `at`, keeping the keys `keep` accepts.
+fn flat_matrix(m: &RawMatrix, at: &YamlPath, keep: &dyn Fn(&str) -> bool) -> Vec<Vec<FlatAxis>> {
+    m.blocks
+        .iter()
+        .enumerate()
+        .map(|(b, block)| {
+            let at = if m.listed { child(at, &b.to_string()) } else { at.clone() };
+            block
+                .0
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| FlatAxis {
+                    key: k.clone(),
+                    value: v.clone(),
+                    at: child(&at, k),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 impl Config {
@@ -315,17 +352,7 @@ impl Config {
                         .collect();
                     params.merge(&o, &child(&at, "params"), false);
                 }
-                let matrix = st
-                    .matrix
-                    .0
-                    .iter()
-                    .filter(|(k, _)| takes(k))
-                    .map(|(k, v)| FlatAxis {
-                        key: k.clone(),
-                        value: v.clone(),
-                        at: path(&["stages", sname, "matrix", k]),
-                    })
-                    .collect();
+                let matrix = flat_matrix(&st.matrix, &path(&["stages", sname, "matrix"]), &takes);
                 let inputs = r
                     .inputs
                     .0
@@ -429,16 +456,7 @@ impl Config {
             bin: st.bin.clone().unwrap_or_default(),
             command: st.command.clone().unwrap_or_default(),
             params,
-            matrix: st
-                .matrix
-                .0
-                .iter()
-                .map(|(k, v)| FlatAxis {
-                    key: k.clone(),
-                    value: v.clone(),
-                    at: path(&["stages", sname, "matrix", k]),
-                })
-                .collect(),
+            matrix: flat_matrix(&st.matrix, &path(&["stages", sname, "matrix"]), &|_| true),
             inputs: st
                 .inputs
                 .0
@@ -467,11 +485,7 @@ impl Config {
                 f.params.merge(&o, &child(at, "params"), true);
             }
         }
-        for (k, v) in &ov.matrix.0 {
-            if keep(k) {
-                f.override_matrix(k, v, child(&child(at, "matrix"), k));
-            }
-        }
+        f.override_matrix(&ov.matrix, &child(at, "matrix"), &keep);
         if ov.threads.is_some() {
             f.threads = ov.threads;
         }
@@ -619,6 +633,47 @@ profiles:
             .iter()
             .map(|s| format!("code-of-{}", s.bin))
             .collect()
+    }
+
+    #[test]
+    fn matrix_blocks_unite_their_products_and_a_profile_mapping_edits_every_block() {
+        // A K range and a budget per N: two blocks. items takes K only, so K = 100 (in both
+        // blocks) is one items task; train gets the union of both products.
+        let text = COMPOSED.replace(
+            "    matrix:\n      K: {logspace: [2, 3, 2], round: even}\n      seed: {range: [0, 2]}\n",
+            "    matrix:\n      - {N: [8], epochs: [30], K: [64, 100], seed: [0, 1]}\n      - {N: [16], K: [100, 256, 512], seed: [0, 1], epochs: [60]}\n",
+        );
+        let p = plan(&cfg(&text), "paper");
+        let si = |p: &Plan, s: &str| p.res.stages.iter().position(|x| x.name == s).unwrap();
+        let keys = |p: &Plan, s: &str| p.res.stages[si(p, s)].matrix.keys().join(",");
+        assert_eq!(keys(&p, "train_sweep"), "N,epochs,K,seed");
+        assert_eq!(keys(&p, "items_sweep"), "K");
+        let ids = |p: &Plan, s: &str| -> Vec<String> {
+            p.by_stage[si(p, s)].iter().map(|&t| p.tasks[t].point_id.clone()).collect()
+        };
+        assert_eq!(ids(&p, "items_sweep"), ["K=64", "K=100", "K=256", "K=512"]);
+        assert_eq!(ids(&p, "testsets_sweep").len(), 5);
+        let train = ids(&p, "train_sweep");
+        assert_eq!(train.len(), 2 * 2 + 3 * 2);
+        assert_eq!(train.last().unwrap(), "N=16,epochs=60,K=512,seed=1");
+        let last = &p.tasks[*p.by_stage[si(&p, "train_sweep")].last().unwrap()];
+        assert_eq!(last.params["epochs"], 60);
+        assert_eq!(last.position, vec![0, 0, 2, 1, 1], "axis indices, then the block");
+
+        // quick's mapping replaces K and adds `context` in every block.
+        let q = plan(&cfg(&text), "quick");
+        assert_eq!(keys(&q, "train_sweep"), "N,epochs,K,seed,context");
+        assert_eq!(ids(&q, "train_sweep").len(), 2 * (2 * 2 * 2));
+        assert_eq!(ids(&q, "items_sweep"), ["K=64", "K=100"]);
+
+        // Blocks with different keys are refused, naming both key sets.
+        let bad = text.replace("seed: [0, 1], epochs: [60]}", "seed: [0, 1]}");
+        let e = cfg(&bad).resolve(Some("paper")).unwrap_err();
+        let msg = &e.0[0].message;
+        assert!(
+            msg.contains("matrix block 1 has keys K, N, seed but block 0 has K, N, epochs, seed"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -780,7 +835,7 @@ profiles:
     fn logspace_gives_floats_unless_asked_to_round() {
         let c = cfg(&COMPOSED.replace("seed: {range: [0, 2]}", "lr: {logspace: [-3, -1, 3]}"));
         let p = c.resolve(Some("paper")).unwrap();
-        let lr = &p.stage("train_sweep").unwrap().matrix[1];
+        let lr = &p.stage("train_sweep").unwrap().matrix.blocks[0][1];
         assert_eq!(
             lr.values,
             vec![
@@ -789,7 +844,7 @@ profiles:
                 serde_json::json!(0.1)
             ]
         );
-        let k = &p.stage("items_sweep").unwrap().matrix[0];
+        let k = &p.stage("items_sweep").unwrap().matrix.blocks[0][0];
         assert_eq!(
             k.values,
             vec![serde_json::json!(100), serde_json::json!(1000)]

@@ -136,7 +136,7 @@ pub struct RawStage {
     #[serde(default)]
     pub params: Option<serde_yaml::Mapping>,
     #[serde(default)]
-    pub matrix: Ordered<serde_yaml::Value>,
+    pub matrix: RawMatrix,
     #[serde(default)]
     pub inputs: Ordered<RawInput>,
     #[serde(default)]
@@ -173,6 +173,45 @@ pub struct RawRole {
     pub outputs: Vec<String>,
     #[serde(default)]
     pub threads: Option<usize>,
+}
+
+/// `matrix:` as written: one mapping of axes (one task per point of their product), or a list
+/// of such mappings, "blocks", whose points are united (axes that move together, such as a K
+/// range and a budget per context length N). Every block must have the same keys.
+#[derive(Debug, Clone, Default)]
+pub struct RawMatrix {
+    pub blocks: Vec<Ordered<serde_yaml::Value>>,
+    /// Written as a list (a profile's list replaces every block; a mapping edits each).
+    pub listed: bool,
+}
+
+impl<'de> Deserialize<'de> for RawMatrix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_yaml::Value::deserialize(d)?;
+        let block = |v: serde_yaml::Value| {
+            serde_yaml::from_value::<Ordered<serde_yaml::Value>>(v).map_err(|e| {
+                de::Error::custom(format!(
+                    "a matrix is a mapping of axes or a list of such mappings ({e})"
+                ))
+            })
+        };
+        match v {
+            serde_yaml::Value::Null => Ok(RawMatrix::default()),
+            serde_yaml::Value::Sequence(items) => {
+                if items.is_empty() {
+                    return Err(de::Error::custom("a matrix list needs at least one block"));
+                }
+                Ok(RawMatrix {
+                    blocks: items.into_iter().map(block).collect::<Result<_, _>>()?,
+                    listed: true,
+                })
+            }
+            other => Ok(RawMatrix {
+                blocks: vec![block(other)?],
+                listed: false,
+            }),
+        }
+    }
 }
 
 /// One name or a list of names.
@@ -225,9 +264,10 @@ pub struct RawOverride {
     /// Deep-merged into the stage's params (`null` deletes a key).
     #[serde(default)]
     pub params: Option<serde_yaml::Mapping>,
-    /// Replaces matrix entries key by key (`null` deletes an axis).
+    /// A mapping replaces matrix entries key by key in every block (`null` deletes an axis);
+    /// a list of blocks replaces the whole matrix.
     #[serde(default)]
-    pub matrix: Ordered<serde_yaml::Value>,
+    pub matrix: RawMatrix,
     #[serde(default)]
     pub threads: Option<usize>,
 }
@@ -614,15 +654,38 @@ impl Config {
                     format!("invalid stage name `{sname}` (allowed: letters, digits, `_`, `-`)"),
                 ));
             }
-            let mut matrix: Vec<MatrixAxis> = Vec::new();
-            for a in &f.matrix {
-                if let Some(values) = self.parse_axis(&a.value, &a.at, &mut errs) {
-                    matrix.push(MatrixAxis {
-                        key: a.key.clone(),
-                        values,
-                        origin: a.at.clone(),
-                    });
+            let mut matrix = Matrix::default();
+            for (b, block) in f.matrix.iter().enumerate() {
+                let mut axes: Vec<MatrixAxis> = Vec::new();
+                for a in block {
+                    if let Some(values) = self.parse_axis(&a.value, &a.at, &mut errs) {
+                        axes.push(MatrixAxis {
+                            key: a.key.clone(),
+                            values,
+                            origin: a.at.clone(),
+                        });
+                    }
                 }
+                // Every block has the first block's keys; its axes are put in that order.
+                if let Some(first) = matrix.blocks.first() {
+                    let want: BTreeSet<&str> = first.iter().map(|a| a.key.as_str()).collect();
+                    let have: BTreeSet<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+                    if want != have {
+                        let at = block.first().map(|a| a.at[..a.at.len() - 1].to_vec());
+                        errs.push(self.err_at(
+                            &at.unwrap_or_else(|| f.at.clone()),
+                            format!(
+                                "matrix block {b} has keys {} but block 0 has {} (allowed: every block of a matrix list has the same keys)",
+                                have.iter().copied().collect::<Vec<_>>().join(", "),
+                                want.iter().copied().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                        continue;
+                    }
+                    let order: Vec<String> = first.iter().map(|a| a.key.clone()).collect();
+                    axes.sort_by_key(|a| order.iter().position(|k| *k == a.key));
+                }
+                matrix.blocks.push(axes);
             }
 
             // outputs
@@ -694,7 +757,7 @@ impl Config {
                 }
             }
             if !f.publish.is_empty() && !matrix.is_empty() {
-                let keys: Vec<&str> = matrix.iter().map(|a| a.key.as_str()).collect();
+                let keys = matrix.keys();
                 errs.push(self.err_at(
                     &sp(&["publish"]),
                     format!("a stage with a matrix ({}) has many tasks and cannot publish (allowed: publish on stages without a matrix)", keys.join(", ")),
@@ -1179,12 +1242,86 @@ pub struct StageSpec {
     pub at: Vec<String>,
     /// Where its bin, command, inputs and outputs are written (its entry or template role).
     pub fields_at: Vec<String>,
-    pub matrix: Vec<MatrixAxis>,
+    pub matrix: Matrix,
     pub inputs: Vec<InputDecl>,
     pub outputs: Vec<String>,
     /// (output, path relative to publish_dir)
     pub publish: Vec<(String, String)>,
     pub threads: usize,
+}
+
+/// A stage's matrix: the union of its blocks' cartesian products (one block unless the YAML
+/// gave a list). Every block has the same keys, in the same order.
+#[derive(Debug, Clone, Default)]
+pub struct Matrix {
+    pub blocks: Vec<Vec<MatrixAxis>>,
+}
+
+/// Matrix values of one point, in matrix-key order.
+pub type Point = Vec<(String, Value)>;
+
+impl Matrix {
+    /// The matrix keys, in order (none for a stage without a matrix).
+    pub fn keys(&self) -> Vec<&str> {
+        self.blocks
+            .first()
+            .map(|b| b.iter().map(|a| a.key.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys().is_empty()
+    }
+
+    /// The axis `key` of the first block (where it was written, for errors).
+    pub fn axis(&self, key: &str) -> Option<&MatrixAxis> {
+        self.blocks.first()?.iter().find(|a| a.key == key)
+    }
+
+    /// Every point, block by block, first key outermost, with its position: the index of each
+    /// value in its axis, then the block's index when there are several blocks. A point that
+    /// two blocks share (as when an experiment's stage takes only some of its keys) is kept once.
+    pub fn points(&self) -> Vec<(Point, Vec<usize>)> {
+        let mut out: Vec<(Point, Vec<usize>)> = Vec::new();
+        for (b, block) in self.blocks.iter().enumerate() {
+            for (p, mut pos) in cartesian(block) {
+                if out.iter().any(|(q, _)| points_equal(q, &p)) {
+                    continue;
+                }
+                if self.blocks.len() > 1 {
+                    pos.push(b);
+                }
+                out.push((p, pos));
+            }
+        }
+        if out.is_empty() {
+            out.push((Vec::new(), Vec::new()));
+        }
+        out
+    }
+}
+
+fn points_equal(a: &Point, b: &Point) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|((k, x), (l, y))| k == l && values_equal(x, y))
+}
+
+/// All points of one block, first key outermost, with the index of each value.
+fn cartesian(axes: &[MatrixAxis]) -> Vec<(Point, Vec<usize>)> {
+    let mut out: Vec<(Point, Vec<usize>)> = vec![(Vec::new(), Vec::new())];
+    for a in axes {
+        let mut next = Vec::with_capacity(out.len() * a.values.len());
+        for (p, pos) in &out {
+            for (i, v) in a.values.iter().enumerate() {
+                let mut p2 = p.clone();
+                p2.push((a.key.clone(), v.clone()));
+                let mut pos2 = pos.clone();
+                pos2.push(i);
+                next.push((p2, pos2));
+            }
+        }
+        out = next;
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -1242,7 +1379,7 @@ impl Resolved {
     /// the stage's params.
     pub fn param_yaml_path(&self, stage: &StageSpec, key: &str) -> Vec<String> {
         let first = key.split('.').next().unwrap_or("");
-        if let Some(axis) = stage.matrix.iter().find(|a| a.key == first) {
+        if let Some(axis) = stage.matrix.axis(first) {
             return axis.origin.clone();
         }
         if let Some(p) = crate::compose::origin(&stage.origins, key) {
@@ -1321,7 +1458,7 @@ profiles:
         assert_eq!(q.publish_dir, PathBuf::from("/w/results"));
         let t = q.stage("train").unwrap();
         assert_eq!(
-            t.matrix[1].values,
+            t.matrix.blocks[0][1].values,
             vec![Value::from(0), Value::from(1), Value::from(2)]
         );
         let ci = c.resolve(Some("ci")).unwrap();
@@ -1329,15 +1466,15 @@ profiles:
         let t = ci.stage("train").unwrap();
         assert_eq!(t.params["opt"], serde_json::json!({"wd": 0.5, "mom": 0}));
         assert_eq!(t.params["lr"], serde_json::json!(0.01));
-        assert_eq!(t.matrix[1].values, vec![Value::from(0)]);
+        assert_eq!(t.matrix.blocks[0][1].values, vec![Value::from(0)]);
         assert_eq!(
-            t.matrix[1].origin.join("."),
+            t.matrix.blocks[0][1].origin.join("."),
             "profiles.ci.stages.train.matrix.seed"
         );
-        assert_eq!(t.matrix[0].origin.join("."), "stages.train.matrix.K");
+        assert_eq!(t.matrix.blocks[0][0].origin.join("."), "stages.train.matrix.K");
         let p = c.resolve(Some("paper")).unwrap();
         assert_eq!(
-            p.stage("items").unwrap().matrix[0].values,
+            p.stage("items").unwrap().matrix.blocks[0][0].values,
             vec![Value::from(100), Value::from(1000), Value::from(10000)]
         );
         // Error locations follow the origin of the value.
@@ -1514,7 +1651,7 @@ profiles:
         let c = cfg(&BASE.replace("K: [1000, 2000]}", "K: [1000, .inf]}")).unwrap();
         let r = c.resolve(None).unwrap();
         assert_eq!(
-            r.stage("items").unwrap().matrix[0].values[1],
+            r.stage("items").unwrap().matrix.blocks[0][0].values[1],
             Value::from("inf")
         );
     }
@@ -1524,7 +1661,7 @@ profiles:
         let c = cfg(&BASE.replace("{range: [0, 3]}", "{linspace: [10, 30, 3]}")).unwrap();
         let r = c.resolve(None).unwrap();
         assert_eq!(
-            r.stage("train").unwrap().matrix[1].values,
+            r.stage("train").unwrap().matrix.blocks[0][1].values,
             vec![Value::from(10), Value::from(20), Value::from(30)]
         );
         assert!(values_equal(

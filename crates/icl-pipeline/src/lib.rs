@@ -86,6 +86,18 @@
 //! (K even, say) is the stage binary's `check`. The first key varies slowest. Values in an axis
 //! must be distinct. YAML `.inf` becomes the string `"inf"` (`K: [1000, .inf]`).
 //!
+//! **Matrix blocks**: `matrix:` may be a list of such mappings; the tasks are the union of the
+//! blocks' products (axes that move together, such as a K range and a budget per N):
+//!
+//! ```yaml
+//! matrix:
+//!   - {N: [8], epochs: [30], K: [256, 512, 1024], seed: {range: [0, 5]}}
+//!   - {N: [16], epochs: [60], K: [512, 1024, 2048], seed: {range: [0, 5]}}
+//! ```
+//!
+//! Every block has the same keys (the first block's order is the matrix-key order). A point
+//! two blocks share is one task (as when an experiment's items stage takes only K).
+//!
 //! **Params passed to the binary** = the stage's params with the matrix point applied (matrix
 //! values override params): one flat JSON object (values may themselves be objects).
 //!
@@ -96,7 +108,8 @@
 //! a param of that name. A list of references concatenates.
 //!
 //! **Profiles** deep-merge `params` into the stage's (`null` deletes a key), replace `matrix`
-//! axes key by key (`null` deletes an axis; new keys are appended), and may set `threads` and
+//! axes key by key in every block (`null` deletes an axis; new keys are appended) or, given a
+//! list of blocks, replace the whole matrix, and may set `threads` and
 //! `publish_dir`; keyed by a stage, an experiment or a generated stage's name. `defaults:`
 //! deep-merges into the named sets. `--profile` picks one; otherwise `default_profile`.
 //!

@@ -71,12 +71,7 @@ impl Plan {
         let mut errs: Vec<ConfigError> = Vec::new();
         for &si in &order {
             let st = &res.stages[si];
-            for (point, position) in cartesian(
-                &st.matrix
-                    .iter()
-                    .map(|a| (a.key.clone(), a.values.clone()))
-                    .collect::<Vec<_>>(),
-            ) {
+            for (point, position) in st.matrix.points() {
                 let mut params = st.params.clone();
                 for (k, v) in &point {
                     params.insert(k.clone(), v.clone());
@@ -104,11 +99,7 @@ impl Plan {
                                 })
                             })
                             .collect();
-                        let up_keys: Vec<&str> = res.stages[ui]
-                            .matrix
-                            .iter()
-                            .map(|a| a.key.as_str())
-                            .collect();
+                        let up_keys = res.stages[ui].matrix.keys();
                         if r.gather && matches.is_empty() {
                             errs.push(cfg.err_at(
                                 &st.yaml(&["inputs", &decl.name]),
@@ -194,27 +185,7 @@ impl Plan {
     }
 }
 
-/// All points of the matrix, first key outermost, with the index of each value.
-/// Matrix values of one point, in matrix-key order.
-pub type Point = Vec<(String, Value)>;
-
-fn cartesian(axes: &[(String, Vec<Value>)]) -> Vec<(Point, Vec<usize>)> {
-    let mut out: Vec<(Point, Vec<usize>)> = vec![(Vec::new(), Vec::new())];
-    for (k, values) in axes {
-        let mut next = Vec::with_capacity(out.len() * values.len());
-        for (p, pos) in &out {
-            for (i, v) in values.iter().enumerate() {
-                let mut p2 = p.clone();
-                p2.push((k.clone(), v.clone()));
-                let mut pos2 = pos.clone();
-                pos2.push(i);
-                next.push((p2, pos2));
-            }
-        }
-        out = next;
-    }
-    out
-}
+pub use crate::config::Point;
 
 /// A value as written in labels: strings without quotes.
 pub fn show(v: &Value) -> String {

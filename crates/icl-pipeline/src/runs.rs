@@ -43,9 +43,9 @@ pub fn runs_table(ctx: &Ctx, stage_name: &str) -> Result<RecordBatch, CliError> 
             tasks.iter().map(|&t| plan.label(t)),
         )),
     );
-    for (i, axis) in stage.matrix.iter().enumerate() {
+    for (i, key) in stage.matrix.keys().into_iter().enumerate() {
         let values: Vec<&Value> = tasks.iter().map(|&t| &plan.tasks[t].point[i].1).collect();
-        add(&mut columns, &axis.key, value_column(&values));
+        add(&mut columns, key, value_column(&values));
     }
     let records: Vec<Option<&icl_store::store::RunRecord>> = tasks
         .iter()
