@@ -7,6 +7,7 @@
 //! - [`claim`]: the claim record shared by every claim crate.
 //! - [`c1`], [`c2`], [`c7`], [`c9`]: one module per claim: analysis, verdict rules, figure.
 //! - [`stage_io`]: what every claim stage does around its analysis (outputs, params, inputs).
+//! - [`ladder`]: one rung per context length N for the scale-sensitive claims (C1, C2, C9 here).
 //! - [`EvalStage`]: the pipeline stage (`icl-eval run --task F`, `icl-eval check`).
 
 pub mod c1;
@@ -16,6 +17,7 @@ pub mod c9;
 pub mod claim;
 pub mod floor;
 pub mod frame;
+pub mod ladder;
 pub mod params;
 pub mod sigmoid;
 pub mod stage_io;
@@ -54,14 +56,32 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
         "c1" => {
             let p: C1Params = params(task)?;
             let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
-            let a = c1::analyze(&df, &p)?;
-            (a.claim(&p), a.figure(&p.profile))
+            let judge = |df: &polars::prelude::DataFrame| -> Result<_> {
+                let a = c1::analyze(df, &p)?;
+                Ok((a.claim(&p), a.figure(&p.profile)))
+            };
+            match ladder::context_lengths(&df)?.as_slice() {
+                ns @ [_, _, ..] => ladder::judge_each(ns, |n| judge(&ladder::rows_at(&df, n)?))?,
+                _ => judge(&df)?,
+            }
         }
         "c2" => {
             let p: C2Params = params(task)?;
             let (curves, ns) = read_curves(task, p.min_k)?;
-            let a = c2::analyze(curves, &ns, &p)?;
-            (a.claim(&p), a.figure(&p))
+            let judge = |curves: Vec<c2::Curve>, ns: &[u64]| -> Result<_> {
+                let a = c2::analyze(curves, ns, &p)?;
+                Ok((a.claim(&p), a.figure(&p)))
+            };
+            match ns.as_slice() {
+                [_, _, ..] => {
+                    let all: Vec<(u64, c2::Curve)> = curves;
+                    ladder::judge_each(&ns, |n| {
+                        let at: Vec<c2::Curve> = all.iter().filter(|(m, _)| *m == n).map(|(_, c)| c.clone()).collect();
+                        judge(at, &[n])
+                    })?
+                }
+                _ => judge(curves.into_iter().map(|(_, c)| c).collect(), &ns)?,
+            }
         }
         "c7" => {
             let p: C7Params = params(task)?;
@@ -72,19 +92,26 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
         "c9" => {
             let p: C9Params = params(task)?;
             let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
-            let a = c9::analyze(&df, &p)?;
-            (a.claim(&p), a.figure(&p))
+            let judge = |df: &polars::prelude::DataFrame| -> Result<_> {
+                let a = c9::analyze(df, &p)?;
+                Ok((a.claim(&p), a.figure(&p)))
+            };
+            match ladder::context_lengths(&df)?.as_slice() {
+                ns @ [_, _, ..] => ladder::judge_each(ns, |n| judge(&ladder::rows_at(&df, n)?))?,
+                _ => judge(&df)?,
+            }
         }
         other => bail!("stage {}: {}", task.stage, unknown_command(other, &COMMANDS)),
     })
 }
 
-/// Curves of `c2`, labelled and selected (see [`params::C2Params::min_k`]) from the
-/// summaries (same order and count as the curves), and the selected runs' context lengths.
-fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<c2::Curve>, Vec<u64>)> {
+/// Curves of `c2` with their run's N, labelled and selected (see [`params::C2Params::min_k`])
+/// from the summaries (same order and count as the curves), and the selected runs' distinct
+/// context lengths.
+fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<(u64, c2::Curve)>, Vec<u64>)> {
     let paths = input_paths(task, "curves")?;
     let ns: Vec<u64>;
-    let selected: Vec<(PathBuf, String)> = match task.inputs_all("summaries") {
+    let selected: Vec<(PathBuf, String, u64)> = match task.inputs_all("summaries") {
         [] => bail!(
             "stage {}: c2 needs the runs' `summaries` (same order as the curves): their N sets the label-count floor the plateau threshold must clear",
             task.stage
@@ -111,14 +138,21 @@ fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<c2::Curve>, V
             chosen.sort_unstable();
             chosen.dedup();
             ns = chosen;
-            paths.iter().zip(labels).zip(keep).filter(|(_, k)| *k).map(|((p, l), _)| (p.clone(), l)).collect()
+            paths
+                .iter()
+                .zip(labels)
+                .zip(keep)
+                .zip(n)
+                .filter(|((_, k), _)| *k)
+                .map(|(((p, l), _), n)| (p.clone(), l, n as u64))
+                .collect()
         }
     };
     let curves = selected
         .into_iter()
-        .map(|(p, l)| {
+        .map(|(p, l, n)| {
             let df = frame::read_df(&p)?;
-            c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))
+            Ok((n, c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))?))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((curves, ns))

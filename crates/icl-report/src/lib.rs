@@ -151,6 +151,58 @@ fn checks_table(details: &serde_json::Value) -> Option<String> {
     Some(s)
 }
 
+/// "Trend with N": a ladder claim's rungs (`details.ladder`, see `icl_eval::ladder`), or the
+/// per-N statistics of a claim whose sweep runs over N (`details.per_N`: C6, C7, C8).
+fn trend_table(details: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let fmt = |v: &Value| match v {
+        // Whole numbers (N, run counts, iterations) print as integers.
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if x.fract() == 0.0 && x.abs() < 1e9 => format!("{}", x as i64),
+            Some(x) => fmt_num(x),
+            None => "n/a".into(),
+        },
+        Value::Null => "n/a".into(),
+        Value::String(s) => cell(s),
+        Value::Bool(b) => if *b { "yes".into() } else { "no".into() },
+        other => cell(&other.to_string()),
+    };
+    if let Some(l) = details.get("ladder") {
+        let rows = l.get("rows")?.as_array()?;
+        let mut t = String::from("| N | value [95% interval] | runs | verdict at this N |\n|---|---|---|---|\n");
+        for r in rows {
+            let interval = match (r.get("low"), r.get("high")) {
+                (Some(lo @ Value::Number(_)), Some(hi @ Value::Number(_))) => format!(" [{}, {}]", fmt(lo), fmt(hi)),
+                _ => String::new(),
+            };
+            let verdict = r.get("verdict").and_then(Value::as_str).unwrap_or("");
+            t.push_str(&format!(
+                "| {} | {}{} | {} | {} |\n",
+                fmt(&r["N"]),
+                fmt(&r["value"]),
+                interval,
+                fmt(&r["runs"]),
+                verdict_md(Verdict::parse(verdict).unwrap_or(Verdict::Inconclusive))
+            ));
+        }
+        let verdicts = l.get("verdicts").and_then(Value::as_str).unwrap_or("");
+        let rule = l.get("rule").and_then(Value::as_str).unwrap_or("");
+        return Some(format!("Trend with N ({verdicts}; {rule}):\n\n{t}"));
+    }
+    let rows = details.get("per_N")?.as_array()?;
+    let first = rows.first()?.as_object()?;
+    let mut keys: Vec<&String> = first.keys().filter(|k| !first[*k].is_array() && !first[*k].is_object()).collect();
+    keys.sort_by_key(|k| (k.as_str() != "N", k.as_str() != "runs"));
+    if keys.len() < 2 {
+        return None;
+    }
+    let mut t = format!("| {} |\n|{}\n", keys.iter().map(|k| cell(k)).collect::<Vec<_>>().join(" | "), "---|".repeat(keys.len()));
+    for r in rows {
+        t.push_str(&format!("| {} |\n", keys.iter().map(|k| fmt(r.get(k.as_str()).unwrap_or(&Value::Null))).collect::<Vec<_>>().join(" | ")));
+    }
+    Some(format!("Trend with N (the sweep's per-N numbers):\n\n{t}"))
+}
+
 /// The prediction rows of a claim's details (`{"predictions": [{"quantity", "at", "fit_on",
 /// "predicted", "measured", "low", "high", "interval", "ratio"}]}`): a theory fed with one part of
 /// the data predicts another part it never saw.
@@ -315,6 +367,9 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
             if let Some(t) = checks_table(d) {
                 let _ = writeln!(md, "Checks behind the verdict:\n\n{t}");
             }
+            if let Some(t) = trend_table(d) {
+                let _ = writeln!(md, "{t}");
+            }
             let rows = prediction_rows(d);
             if !rows.is_empty() {
                 let _ = writeln!(md, "Prediction against measurement:\n\n{}", predictions_table(&rows, None));
@@ -397,6 +452,21 @@ mod tests {
         assert_eq!(fmt_num(0.00012), "1.2e-4");
         assert_eq!(fmt_num(f64::NAN), "n/a");
         assert_eq!(fmt_num(-2.5), "-2.50");
+    }
+
+    #[test]
+    fn trends_with_n_are_tabulated() {
+        let d = serde_json::json!({"ladder": {"verdicts": "not reproduced at N = 8; reproduced at N = 16", "rule": "r",
+            "rows": [{"N": 8, "value": 0.0, "low": 0.0, "high": 0.1, "runs": 30, "verdict": "not reproduced"},
+                     {"N": 16, "value": 0.5, "low": null, "high": null, "runs": 30, "verdict": "reproduced"}]}});
+        let t = trend_table(&d).unwrap();
+        assert!(t.contains("| 8 | 0 [0, 0.100] | 30 | not reproduced |"), "{t}");
+        assert!(t.contains("| 16 | 0.500 | 30 | **reproduced** |"), "{t}");
+        let d = serde_json::json!({"per_N": [{"median": 4221.0, "runs": 10, "N": 8.0, "q": [1, 2]}]});
+        let t = trend_table(&d).unwrap();
+        assert!(t.contains("| N | runs | median |"), "{t}");
+        assert!(t.contains("| 8 | 10 | 4221 |"), "{t}");
+        assert!(trend_table(&serde_json::json!({"checks": []})).is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!   classification transient / not transient / no ICL) and the theory's post-acquisition
 //!   relation (w_tr e^(w_tr) = c3 / lambda, ICL loss ~ e^(-w), IWL loss ~ c3).
 //! - [`c10`], [`c11`], [`c12`], [`c8`]: one module per claim: analysis, verdict rules, figure.
+//!   C10 and C12 are judged at each context length N of their runs (`icl_eval::ladder`).
 //! - [`TransienceStage`]: the pipeline stage (`icl-transience run --task F`, `icl-transience check`).
 //!
 //! Statistics, the claim record and DataFrame helpers come from `icl-eval` (one copy).
@@ -20,6 +21,7 @@ use anyhow::{bail, ensure, Result};
 use icl_eval::claim::Claim;
 use icl_eval::stage_io::{self, errs, input_paths, params, unknown_command};
 use icl_eval::frame::{self, f64s};
+use icl_eval::ladder;
 use icl_eval::params::{check, C7Params};
 use icl_store::task::{ParamError, Stage, TaskSpec};
 use params::{C10Params, C11Params, C12Params};
@@ -113,8 +115,20 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
         }
         "c10" => {
             let p: C10Params = params(task)?;
-            let a = c10::analyze(read_runs(task)?, &p)?;
-            (a.claim(&p), a.figure(&p))
+            let runs = read_runs(task)?;
+            let judge = |runs: Vec<Run>| -> Result<_> {
+                let a = c10::analyze(runs, &p)?;
+                Ok((a.claim(&p), a.figure(&p)))
+            };
+            let mut ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
+            ns.sort_unstable();
+            ns.dedup();
+            match ns.as_slice() {
+                [_, _, ..] => ladder::judge_each(&ns, |n| {
+                    judge(runs.iter().filter(|r| r.n == n).cloned().collect())
+                })?,
+                _ => judge(runs)?,
+            }
         }
         "c11" => {
             let p: C11Params = params(task)?;
@@ -138,8 +152,20 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
                         .collect::<Result<Vec<f64>>>()?,
                 ),
             };
-            let a = c12::analyze(&df, beta.as_deref(), &p)?;
-            (a.claim(&p), a.figure(&p))
+            let judge = |df: &polars::prelude::DataFrame, beta: Option<&[f64]>| -> Result<_> {
+                let a = c12::analyze(df, beta, &p)?;
+                Ok((a.claim(&p), a.figure(&p)))
+            };
+            match ladder::context_lengths(&df)?.as_slice() {
+                ns @ [_, _, ..] => ladder::judge_each(ns, |n| {
+                    let mask = ladder::mask_at(&df, n)?;
+                    let beta: Option<Vec<f64>> = beta.as_ref().map(|b| {
+                        b.iter().zip(&mask).filter(|(_, m)| **m).map(|(v, _)| *v).collect()
+                    });
+                    judge(&ladder::rows_at(&df, n)?, beta.as_deref())
+                })?,
+                _ => judge(&df, beta.as_deref())?,
+            }
         }
         other => bail!("stage {}: {}", task.stage, unknown_command(other, &COMMANDS)),
     })
