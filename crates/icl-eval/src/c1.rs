@@ -10,7 +10,8 @@
 use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{column_names, f64s};
 use crate::params::C1Params;
-use crate::sigmoid::{self, Bounds, Sigmoid, SigmoidFit};
+use crate::kstar::{fit_kstar, KstarSettings};
+use crate::sigmoid::SigmoidFit;
 use crate::stats::{bootstrap, finite, percentile_interval};
 use anyhow::{ensure, Result};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, RGBColor, GREY};
@@ -162,43 +163,29 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         rule: format!("mean IWL accuracy at the largest K < {}", p.iwl_low_max),
     });
 
-    // Sigmoid fit on log10 K.
-    let x: Vec<f64> = runs.iter().map(|r| r.0.log10()).collect();
-    let y: Vec<f64> = runs.iter().map(|r| r.1).collect();
-    let (xmin, xmax) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let bounds = Bounds::for_accuracy(xmin, xmax, p.a_max);
-    let fit = if enough { sigmoid::fit(&x, &y, &bounds) } else { None };
-    let (mut k_star, mut k_star_low, mut k_star_high, mut width, mut boot_ok) =
-        (f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0usize);
-    let mut fit_ok = false;
-    if let Some(f) = &fit {
-        k_star = 10f64.powf(f.params.b);
-        width = f.params.width_10_90();
-        fit_ok = f.converged
-            && f.params.d >= p.min_rise
-            && k_star.is_finite()
-            && f.params.b >= xmin
-            && f.params.b <= xmax;
-        // Bootstrap over seeds: resample runs within each K, refit from the full-data optimum.
+    // K* by the one definition (crate::kstar): the sigmoid in log10 K, midpoint inside the
+    // swept K range, rise >= min_rise.
+    let settings = KstarSettings { min_rise: p.min_rise, a_max: p.a_max, ..KstarSettings::default() };
+    let points: Vec<(f64, f64)> = runs.iter().map(|r| (r.0, r.1)).collect();
+    let kf = enough.then(|| fit_kstar(&points, settings));
+    let fit = kf.as_ref().and_then(|k| k.fit);
+    let fit_ok = kf.as_ref().is_some_and(|k| k.valid);
+    let k_star = kf.as_ref().map(|k| k.kstar).unwrap_or(f64::NAN);
+    let width = fit.map(|f| f.width_10_90()).unwrap_or(f64::NAN);
+    let (mut k_star_low, mut k_star_high, mut boot_ok) = (f64::NAN, f64::NAN, 0usize);
+    if fit_ok {
+        // Bootstrap over seeds: resample runs within each K, refit, keep the valid K*.
         let groups: Vec<Vec<f64>> = per_k
             .iter()
             .map(|s| runs.iter().filter(|r| r.0 as i64 == s.k).map(|r| r.1).collect())
             .collect();
-        let gx: Vec<f64> = per_k.iter().map(|s| (s.k as f64).log10()).collect();
-        let best = f.params;
+        let gk: Vec<f64> = per_k.iter().map(|s| s.k as f64).collect();
+        let gk = &gk;
         let draws = bootstrap(&groups, p.n_boot, p.bootstrap_seed, |g| {
-            let (mut bx, mut by) = (Vec::new(), Vec::new());
-            for (gi, vals) in g.iter().enumerate() {
-                for &v in vals {
-                    bx.push(gx[gi]);
-                    by.push(v);
-                }
-            }
-            let mut r = sigmoid::fit_from(&bx, &by, best, &bounds, 400);
-            if !r.converged {
-                r = sigmoid::fit(&bx, &by, &bounds)?;
-            }
-            (r.converged && r.params.d >= p.min_rise).then_some(r.params.b)
+            let pts: Vec<(f64, f64)> =
+                g.iter().enumerate().flat_map(|(gi, vals)| vals.iter().map(move |&v| (gk[gi], v))).collect();
+            let f = fit_kstar(&pts, settings);
+            f.valid.then(|| f.kstar.log10())
         });
         boot_ok = draws.len();
         if boot_ok >= 2 {
@@ -212,10 +199,11 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         pass: fit_ok,
         value: finite(k_star),
         rule: format!(
-            "sigmoid fit converged, rise d >= {}, K* = 10^b finite and inside the swept K range [{}, {}]",
+            "K* located (crate::kstar): rise d >= {}, midpoint strictly inside the swept K range [{}, {}]{}",
             p.min_rise,
             per_k.first().map(|s| s.k).unwrap_or(0),
-            per_k.last().map(|s| s.k).unwrap_or(0)
+            per_k.last().map(|s| s.k).unwrap_or(0),
+            kf.as_ref().filter(|k| !k.valid).map(|k| format!(" (not located: {})", k.reason)).unwrap_or_default()
         ),
     });
     checks.push(Check {
@@ -254,16 +242,15 @@ impl C1Analysis {
         let details = json!({
             "per_K": self.per_k,
             "fit": self.fit.map(|f| json!({
-                "a": f.params.a, "b": f.params.b, "c": f.params.c, "d": f.params.d,
-                "sse": f.sse, "converged": f.converged, "iterations": f.iterations,
-                "at_bound": {"a": f.at_bound[0], "b": f.at_bound[1], "c": f.at_bound[2], "d": f.at_bound[3]},
-                "model": "acc = d / (1 + exp(-a (log10 K - b))) + c",
+                "a": f.a, "b": f.b, "c": f.c, "d": f.d, "sse": f.sse, "points": f.n,
+                "midpoint_on_bound": f.b_at_bound,
+                "model": "acc = d / (1 + exp(-a (log10 K - b))) + c (icl_eval::kstar, the K* of C1, C3, C6, C13)",
             })),
             "K_star": finite(self.k_star),
             "K_star_interval_95": [finite(self.k_star_low), finite(self.k_star_high)],
             "transition_width_decades_10_90": finite(self.width_decades),
-            "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "converged_draws": self.boot_ok,
-                          "method": "resample runs within each K, refit, percentile interval of K*"},
+            "bootstrap": {"n_boot": p.n_boot, "seed": p.bootstrap_seed, "valid_draws": self.boot_ok,
+                          "method": "resample runs within each K, refit, percentile interval of the valid K*"},
             "runs_used": self.runs.len(),
             "runs_excluded_K_infinite": self.excluded_infinite_k,
             "checks": self.checks,
@@ -320,13 +307,12 @@ impl C1Analysis {
                 .collect();
             panel.push(Layer::error_bars(bars).color(BLACKISH).marker(Marker::Square).label("mean +- sd"));
             if which == 1 {
-                if let Some(f) = &self.fit {
-                    let s: Sigmoid = f.params;
+                if let Some(s) = &self.fit {
                     let (a, b) = (xr.0.log10(), xr.1.log10());
                     let curve: Vec<(f64, f64)> = (0..=200)
                         .map(|i| {
                             let x = a + (b - a) * i as f64 / 200.0;
-                            (10f64.powf(x), s.eval(x))
+                            (10f64.powf(x), s.at(x))
                         })
                         .collect();
                     panel.push(Layer::line(curve).color(color(3)).label("sigmoid fit"));

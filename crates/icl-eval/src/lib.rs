@@ -2,8 +2,8 @@
 //! and one figure (PNG + SVG) per claim out.
 //!
 //! - [`frame`]: Arrow batches (read through `icl-store`) to polars DataFrames.
-//! - [`stats`], [`sigmoid`]: quantiles with censoring, moments, least squares, Wilson and
-//!   bootstrap intervals, the Levenberg-Marquardt sigmoid fit.
+//! - [`stats`]: quantiles with censoring, moments, least squares, Wilson and bootstrap intervals.
+//! - [`sigmoid`], [`kstar`]: the sigmoid fit and the one K* definition (C1, C3, C6, C13).
 //! - [`claim`]: the claim record shared by every claim crate.
 //! - [`c1`], [`c2`], [`c7`], [`c9`]: one module per claim: analysis, verdict rules, figure.
 //! - [`stage_io`]: what every claim stage does around its analysis (outputs, params, inputs).
@@ -17,6 +17,7 @@ pub mod c9;
 pub mod claim;
 pub mod floor;
 pub mod frame;
+pub mod kstar;
 pub mod ladder;
 pub mod params;
 pub mod sigmoid;
@@ -30,7 +31,6 @@ use stage_io::{errs, input_paths, params, unknown_command};
 use std::path::PathBuf;
 
 pub const COMMANDS: [&str; 4] = ["c1", "c2", "c7", "c9"];
-/// Outputs a claim task may declare; `claim` is required.
 /// The `icl-eval` stage.
 pub struct EvalStage;
 

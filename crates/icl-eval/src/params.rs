@@ -116,7 +116,7 @@ pub struct C1Params {
     #[serde(default = "d_amax")]
     pub a_max: f64,
     /// A fit only locates K* if its amplitude d is at least this (a real rise, not noise).
-    #[serde(default = "d_rise")]
+    #[serde(default = "crate::kstar::d_min_rise")]
     pub min_rise: f64,
 }
 fn d_width() -> f64 {
@@ -124,9 +124,6 @@ fn d_width() -> f64 {
 }
 fn d_amax() -> f64 {
     100.0
-}
-fn d_rise() -> f64 {
-    0.25
 }
 
 impl Validate for C1Params {

@@ -1,108 +1,11 @@
-//! K* per group (e.g. per N) from final ICL accuracy over a K sweep, and the slope of log K*
-//! against log N, with a seeded bootstrap over seeds.
-//!
-//! K* = 10^b of the reference's sigmoid f(x) = d / (1 + exp(-a (x - b))) + c fitted to final ICL
-//! accuracy against x = log10 K, every run a point. A K* is valid only when the fit brackets a
-//! transition: midpoint strictly inside the K range and an amplitude d of at least `min_rise`.
+//! K* per group (e.g. per N) over a K sweep, and the slope of log K* against log N, with a
+//! seeded bootstrap over seeds. K* itself is [`icl_eval::kstar`]'s, the one definition every
+//! claim uses.
 
-use crate::stats::{self, LineFit, SigmoidBounds, SigmoidFit};
+use crate::stats::{self, LineFit};
 use std::collections::BTreeMap;
 
-/// One run's point: (K, final ICL accuracy).
-pub type Point = (f64, f64);
-
-/// Settings shared by all K* fits.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct KstarSettings {
-    /// Smallest amplitude d that counts as a transition.
-    pub min_rise: f64,
-    /// Bounds on the sigmoid steepness a (per decade of K).
-    pub a_min: f64,
-    pub a_max: f64,
-}
-
-impl Default for KstarSettings {
-    fn default() -> Self {
-        Self {
-            min_rise: 0.2,
-            a_min: 0.3,
-            a_max: 100.0,
-        }
-    }
-}
-
-/// A K* fit of one group.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct KstarFit {
-    pub kstar: f64,
-    pub valid: bool,
-    /// Why a fit is not valid (empty when valid).
-    pub reason: String,
-    pub fit: Option<SigmoidFit>,
-    pub n_runs: usize,
-    pub k_min: f64,
-    pub k_max: f64,
-}
-
-/// Fit K* to the points of one group.
-pub fn fit_kstar(points: &[Point], s: KstarSettings) -> KstarFit {
-    let ks: Vec<f64> = points
-        .iter()
-        .map(|p| p.0)
-        .filter(|k| k.is_finite() && *k > 0.0)
-        .collect();
-    let (k_min, k_max) = ks
-        .iter()
-        .fold((f64::INFINITY, 0f64), |(a, b), &k| (a.min(k), b.max(k)));
-    let x: Vec<f64> = points.iter().map(|p| p.0.log10()).collect();
-    let y: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let distinct = {
-        let mut v: Vec<u64> = ks.iter().map(|k| k.round() as u64).collect();
-        v.sort_unstable();
-        v.dedup();
-        v.len()
-    };
-    let invalid = |reason: String, fit: Option<SigmoidFit>| KstarFit {
-        kstar: fit.map(|f| 10f64.powf(f.b)).unwrap_or(f64::NAN),
-        valid: false,
-        reason,
-        fit,
-        n_runs: points.len(),
-        k_min,
-        k_max,
-    };
-    if distinct < 3 {
-        return invalid(format!("{distinct} distinct K values (need >= 3)"), None);
-    }
-    let bounds = SigmoidBounds {
-        a: (s.a_min, s.a_max),
-        b: (k_min.log10(), k_max.log10()),
-    };
-    let Some(fit) = stats::fit_sigmoid(&x, &y, bounds) else {
-        return invalid("too few points for a sigmoid".into(), None);
-    };
-    if fit.b_at_bound {
-        return invalid(
-            "the transition is not inside the K range (midpoint at a bound)".into(),
-            Some(fit),
-        );
-    }
-    if fit.d < s.min_rise {
-        return invalid(
-            format!("no transition: rise d = {:.3} < {}", fit.d, s.min_rise),
-            Some(fit),
-        );
-    }
-    KstarFit {
-        kstar: 10f64.powf(fit.b),
-        valid: true,
-        reason: String::new(),
-        fit: Some(fit),
-        n_runs: points.len(),
-        k_min,
-        k_max,
-    }
-}
+pub use icl_eval::kstar::{fit_kstar, KstarFit, KstarSettings, Point};
 
 /// Resample runs with replacement within each K value (a stratified bootstrap: the K grid is a
 /// design choice, the seeds are the random part).
@@ -218,33 +121,6 @@ mod tests {
             }
         }
         pts
-    }
-
-    #[test]
-    fn kstar_of_a_known_transition() {
-        let mut r = stats::rng(1, 0);
-        let f = fit_kstar(&sweep(1500.0, 3, &mut r), KstarSettings::default());
-        assert!(f.valid, "{f:?}");
-        assert!(
-            (f.kstar.log10() - 1500f64.log10()).abs() < 0.03,
-            "{}",
-            f.kstar
-        );
-    }
-
-    #[test]
-    fn no_transition_or_outside_range_is_invalid() {
-        let flat: Vec<Point> = (0..12)
-            .map(|i| (10f64.powf(2.0 + i as f64 / 6.0), 0.5))
-            .collect();
-        let f = fit_kstar(&flat, KstarSettings::default());
-        assert!(!f.valid);
-        let mut r = stats::rng(2, 0);
-        // Transition below the K range: every run is on the ICL plateau.
-        let f = fit_kstar(&sweep(30.0, 2, &mut r), KstarSettings::default());
-        assert!(!f.valid, "{f:?}");
-        let two: Vec<Point> = vec![(100.0, 0.5), (100.0, 0.5), (1000.0, 1.0), (1000.0, 1.0)];
-        assert!(!fit_kstar(&two, KstarSettings::default()).valid);
     }
 
     #[test]

@@ -266,6 +266,10 @@ pub const RULE_CHANGES: &[(&str, &str)] = &[
      "the equalized arm was scored on an ICL test built with equalized contexts, where 'predict the context's minority label' scores 100%; both arms are now scored on the same standard ICL test, as in the reference code (the testsets stage no longer accepts `context`). The outcome is Fig 6e's: final ICL accuracy > 0.75 per run (was: accuracy ever reached 0.95, now a side column); the median final beta_eff is now over the runs with ICL."),
     ("C7, C8, C9, C13: t_ICL threshold",
      "unchanged (0.95), now checked against floor(N) and printed."),
+    ("C1, C3, C6, C13: one K* (issue 15)",
+     "K* was fitted two ways: C1 by Levenberg-Marquardt from a few starts with the midpoint allowed a decade outside the swept K (a K* outside the data passed only a separate range check), C3, C6 and C13 by a grid + Nelder-Mead search with the midpoint inside the data. Now one definition, icl_eval::kstar, for all four: the grid + Nelder-Mead fit (global over its box, deterministic), slope a in [0.3, 100] per decade, midpoint strictly inside the swept K range, rise d >= min_rise. C1's min_rise default moves from 0.25 to the shared 0.2, and its bootstrap keeps only valid K* (was: converged fits)."),
+    ("Scale ladder (issue 12)",
+     "C1, C2, C9, C10 and C12 are judged at each context length N of their runs by the same rules; the claim's verdict, number and interval are the largest N's (the closest to the paper's N = 100) and a 'Trend with N' table gives every N. With one N (quick, ci) nothing changes."),
 ];
 
 /// REPORT.md text.

@@ -150,8 +150,6 @@ pub fn mh_risk_difference(tables: &[(f64, f64, f64, f64)]) -> f64 {
     }
 }
 
-/// `final_beta`: optional final `beta_eff` of each summary row's curve (same order), a diagnostic
-/// of HOW the runs solve the ICL test: > 0 when the head attends to the matching item.
 /// Draws of the MH difference with every cell's fraction drawn from its Jeffreys posterior
 /// Beta(k + 1/2, n - k + 1/2): a resampling bootstrap cannot move a cell where all or none of the
 /// runs acquire (common with few seeds), which would give a zero-width interval.
@@ -176,6 +174,8 @@ pub fn jeffreys_draws(tables: &[(f64, f64, f64, f64)], n_boot: usize, seed: u64)
     out
 }
 
+/// `final_beta`: optional final `beta_eff` of each summary row's curve (same order), a diagnostic
+/// of HOW the runs solve the ICL test: > 0 when the head attends to the matching item.
 pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Result<C12Analysis> {
     ensure!(df.height() > 0, "no run summaries given");
     if let Some(b) = final_beta {

@@ -39,28 +39,25 @@ pub enum EventKind {
     Accuracy,
 }
 
-fn factor15() -> f64 {
+fn d_prediction_factor() -> f64 {
     1.5
 }
-fn exp_tol() -> f64 {
+fn d_exponent_tolerance() -> f64 {
     0.25
 }
-fn b0_tol() -> f64 {
+fn d_beta0_slope_tolerance() -> f64 {
     0.35
 }
-fn kfactor() -> f64 {
+fn d_kstar_factor() -> f64 {
     2.0
 }
-fn acc95() -> f64 {
+fn d_acquired_accuracy() -> f64 {
     0.95
 }
-fn rise02() -> f64 {
-    0.2
-}
-fn validity() -> f64 {
+fn d_validity_max() -> f64 {
     0.5
 }
-fn blowup() -> EventKind {
+fn d_event() -> EventKind {
     EventKind::Blowup
 }
 
@@ -77,28 +74,28 @@ pub struct C13Params {
     /// N values whose runs calibrate the time scale (default: all but the largest N).
     #[serde(default, rename = "fit_N")]
     pub fit_n: Option<Vec<u64>>,
-    #[serde(default = "blowup")]
+    #[serde(default = "d_event")]
     pub event: EventKind,
     /// ICL accuracy of the `accuracy` event (the measured t_ICL uses the run's own threshold).
-    #[serde(default = "acc95")]
+    #[serde(default = "d_acquired_accuracy")]
     pub accuracy: f64,
     /// Held-out median t_ICL within this factor of the prediction.
-    #[serde(default = "factor15")]
+    #[serde(default = "d_prediction_factor")]
     pub prediction_factor: f64,
     /// |d ln t_ICL / d ln N - 1| allowed.
-    #[serde(default = "exp_tol")]
+    #[serde(default = "d_exponent_tolerance")]
     pub exponent_tolerance: f64,
     /// |measured d ln t_ICL / d beta0 - the ODE's| allowed.
-    #[serde(default = "b0_tol")]
+    #[serde(default = "d_beta0_slope_tolerance")]
     pub beta0_slope_tolerance: f64,
     /// Predicted K* within this factor of the measured one.
-    #[serde(default = "kfactor")]
+    #[serde(default = "d_kstar_factor")]
     pub kstar_factor: f64,
-    #[serde(default = "rise02")]
+    #[serde(default = "icl_eval::kstar::d_min_rise")]
     pub min_rise: f64,
     /// The reduced dynamics assume e^beta0 << n (n = N - 1): cells with e^beta0 / n above this
     /// are shown and reported but left out of the fit and the verdict.
-    #[serde(default = "validity")]
+    #[serde(default = "d_validity_max")]
     pub validity_max: f64,
 }
 
@@ -164,7 +161,8 @@ fn cell_key(beta0: f64, n: f64) -> (i64, u64) {
     ((beta0 * 1e6).round() as i64, n.round() as u64)
 }
 
-/// Mean c1, c2 over a run's evaluations before acquisition (NaN when the curve has none).
+/// Mean c1, c2 over a run's evaluations before acquisition (None when the run has no curve
+/// or no finite evaluation before it).
 fn pre_acquisition_coefficients(r: &Run) -> Option<(f64, f64)> {
     let c = r.curve.as_ref()?;
     let stop = r.summary.t_icl.unwrap_or(f64::INFINITY);

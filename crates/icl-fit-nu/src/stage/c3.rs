@@ -21,13 +21,10 @@ fn boot300() -> usize {
 fn level() -> f64 {
     0.95
 }
-fn rise02() -> f64 {
-    0.2
-}
-fn high_plateau() -> f64 {
+fn d_high_plateau() -> f64 {
     0.9
 }
-fn width1() -> f64 {
+fn d_max_width() -> f64 {
     1.0
 }
 fn rise_start() -> f64 {
@@ -50,17 +47,17 @@ pub struct C3Params {
     pub n_boot: usize,
     #[serde(default = "level")]
     pub level: f64,
-    #[serde(default = "rise02")]
+    #[serde(default = "icl_eval::kstar::d_min_rise")]
     pub min_rise: f64,
     /// Mean final ICL accuracy at the smallest K must be at most this (IWL side). Default: the
     /// label-count floor of the runs' N + 0.05 (no better than counting; `icl_eval::floor`)...
     #[serde(default)]
     pub max_low_plateau: Option<f64>,
     /// ...and at the largest K at least this (ICL side).
-    #[serde(default = "high_plateau")]
+    #[serde(default = "d_high_plateau")]
     pub min_high_plateau: f64,
     /// Sharp: the sigmoid's 10%-90% rise spans at most this many decades of K.
-    #[serde(default = "width1")]
+    #[serde(default = "d_max_width")]
     pub max_width_decades: f64,
     /// The rise is timed from the last evaluation at or below this ICL accuracy before t_ICL
     /// (default: halfway between chance and perfect, so the second half of the rise is timed;
@@ -320,7 +317,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
         "checks": checks_json(&checks),
         "transition": {
             "kstar": num(kf.kstar), "low": num(s.kstar_low[0]), "high": num(s.kstar_high[0]), "valid": kf.valid, "reason": kf.reason,
-            "width_10_90_decades": num(width), "low_plateau": num(low_plateau), "high_plateau": num(high_plateau),
+            "width_10_90_decades": num(width), "low_plateau": num(low_plateau), "d_high_plateau": num(high_plateau),
             "sigmoid": kf.fit.map(|f| json!({"a": num(f.a), "b": num(f.b), "c": num(f.c), "d": num(f.d)})),
             "per_K": by_k.iter().map(|(k, rs)| json!({
                 "K": k, "runs": rs.len(),

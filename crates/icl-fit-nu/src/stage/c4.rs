@@ -44,10 +44,10 @@ fn mem_mean() -> f64 {
 fn mem_sd() -> f64 {
     1.0
 }
-fn acc95() -> f64 {
+fn d_acquired_accuracy() -> f64 {
     0.95
 }
-fn tol025() -> f64 {
+fn d_tolerance() -> f64 {
     0.25
 }
 
@@ -82,10 +82,10 @@ pub struct C4Params {
     #[serde(default, rename = "memorized_K")]
     pub memorized_k: Option<u64>,
     /// ICL accuracy that ends a flow (via the accuracy proxy's beta level).
-    #[serde(default = "acc95")]
+    #[serde(default = "d_acquired_accuracy")]
     pub accuracy: f64,
     /// Relative agreement required between times (exact vs reduced, slowdown vs prediction).
-    #[serde(default = "tol025")]
+    #[serde(default = "d_tolerance")]
     pub time_tolerance: f64,
 }
 

@@ -19,16 +19,13 @@ use std::collections::BTreeMap;
 /// Core checks (K* growing as a power of N; the exponent and the held-out prediction are its numbers).
 const CORE: &[&str] = &["enough_N", "kstar_grows_with_N"];
 
-fn boot500() -> usize {
+fn d_n_boot() -> usize {
     500
 }
-fn rise02() -> f64 {
+fn d_slope_tolerance() -> f64 {
     0.2
 }
-fn slope_tol() -> f64 {
-    0.2
-}
-fn factor15() -> f64 {
+fn d_prediction_factor() -> f64 {
     1.5
 }
 
@@ -38,21 +35,21 @@ pub struct C6Params {
     pub profile: String,
     #[serde(default)]
     pub seed: u64,
-    #[serde(default = "boot500")]
+    #[serde(default = "d_n_boot")]
     pub n_boot: usize,
     #[serde(default = "default_level")]
     pub level: f64,
     /// Smallest sigmoid amplitude that counts as a transition.
-    #[serde(default = "rise02")]
+    #[serde(default = "icl_eval::kstar::d_min_rise")]
     pub min_rise: f64,
     /// N left out of the fit and predicted (default: the largest N with a valid K*).
     #[serde(default, rename = "holdout_N")]
     pub holdout_n: Option<u64>,
     /// |slope - 1/nu| within which the slope counts as the theory's even if the interval misses it.
-    #[serde(default = "slope_tol")]
+    #[serde(default = "d_slope_tolerance")]
     pub slope_tolerance: f64,
     /// The held-out K* must lie within this factor of the prediction.
-    #[serde(default = "factor15")]
+    #[serde(default = "d_prediction_factor")]
     pub prediction_factor: f64,
 }
 
