@@ -244,7 +244,7 @@ impl C1Analysis {
             "fit": self.fit.map(|f| json!({
                 "a": f.a, "b": f.b, "c": f.c, "d": f.d, "sse": f.sse, "points": f.n,
                 "midpoint_on_bound": f.b_at_bound,
-                "model": "acc = d / (1 + exp(-a (log10 K - b))) + c (icl_eval::kstar, the K* of C1, C3, C6, C13)",
+                "model": "acc = d / (1 + exp(-a (log10 K - b))) + c (icl_claim::kstar, the K* of C1, C3, C6, C13)",
             })),
             "K_star": finite(self.k_star),
             "K_star_interval_95": [finite(self.k_star_low), finite(self.k_star_high)],

@@ -1,28 +1,22 @@
-//! Evaluation and claims C1, C2, C7, C9: run summaries and learning curves in, one claim row
-//! and one figure (PNG + SVG) per claim out.
+//! Claims of the transition and its kinetics: C1, C2, C9 (K sweeps: the transition, abrupt
+//! acquisition, bimodality near K*) and C7, C8 (t_ICL at K = infinity, one-layer and two-layer
+//! models). Run summaries and learning curves in, one claim row and one figure (PNG + SVG) per
+//! claim out. What the claims share (record, checks, statistics, K*, the ladder, the stage
+//! body) is `icl-claim`, re-exported here under the same module names.
 //!
-//! - [`frame`]: Arrow batches (read through `icl-store`) to polars DataFrames.
-//! - [`stats`]: quantiles with censoring, moments, least squares, Wilson and bootstrap intervals.
-//! - [`sigmoid`], [`kstar`]: the sigmoid fit and the one K* definition (C1, C3, C6, C13).
-//! - [`claim`]: the claim record shared by every claim crate.
-//! - [`c1`], [`c2`], [`c7`], [`c9`]: one module per claim: analysis, verdict rules, figure.
-//! - [`stage_io`]: what every claim stage does around its analysis (outputs, params, inputs).
-//! - [`ladder`]: one rung per context length N for the scale-sensitive claims (C1, C2, C9 here).
+//! - [`c1`], [`c2`], [`c7`], [`c8`], [`c9`]: one module per claim: analysis, verdict rules,
+//!   figure. C1, C2 and C9 are judged at each context length N of their runs ([`ladder`]).
+//! - [`params`]: the commands' parameters.
 //! - [`EvalStage`]: the pipeline stage (`icl-eval run --task F`, `icl-eval check`).
 
 pub mod c1;
 pub mod c2;
 pub mod c7;
+pub mod c8;
 pub mod c9;
-pub mod claim;
-pub mod floor;
-pub mod frame;
-pub mod kstar;
-pub mod ladder;
 pub mod params;
-pub mod sigmoid;
-pub mod stage_io;
-pub mod stats;
+pub use icl_claim::frame::run_labels;
+pub use icl_claim::{claim, floor, frame, kstar, ladder, sigmoid, stage_io, stats};
 
 use anyhow::{bail, ensure, Context, Result};
 use icl_store::task::{ParamError, Stage, TaskSpec};
@@ -30,7 +24,7 @@ use params::{check, C1Params, C2Params, C7Params, C9Params};
 use stage_io::{errs, input_paths, params, unknown_command};
 use std::path::PathBuf;
 
-pub const COMMANDS: [&str; 4] = ["c1", "c2", "c7", "c9"];
+pub const COMMANDS: [&str; 5] = ["c1", "c2", "c7", "c8", "c9"];
 /// The `icl-eval` stage.
 pub struct EvalStage;
 
@@ -39,7 +33,7 @@ impl Stage for EvalStage {
         match command {
             "c1" => errs(check::<C1Params>(params)),
             "c2" => errs(check::<C2Params>(params)),
-            "c7" => errs(check::<C7Params>(params)),
+            "c7" | "c8" => errs(check::<C7Params>(params)),
             "c9" => errs(check::<C9Params>(params)),
             other => vec![ParamError::new("command", unknown_command(other, &COMMANDS))],
         }
@@ -87,6 +81,12 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
             let p: C7Params = params(task)?;
             let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
             let a = c7::analyze(&df, &p)?;
+            (a.claim(&p), a.figure(&p))
+        }
+        "c8" => {
+            let p: C7Params = params(task)?;
+            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+            let a = c8::analyze(&df, &p)?;
             (a.claim(&p), a.figure(&p))
         }
         "c9" => {
@@ -172,23 +172,3 @@ pub fn select_by_k(df: &polars::prelude::DataFrame, min_k: Option<i64>) -> Resul
     })
 }
 
-/// "seed S, K=K" labels from a stacked summary frame (whichever of the columns exist).
-pub fn run_labels(df: &polars::prelude::DataFrame) -> Result<Vec<String>> {
-    let n = df.height();
-    let get = |c: &str| -> Option<Vec<f64>> { frame::f64s(df, c).ok() };
-    let seed = get("seed");
-    let k = get("K");
-    Ok((0..n)
-        .map(|i| {
-            let mut parts = Vec::new();
-            match &seed {
-                Some(s) if s[i].is_finite() => parts.push(format!("seed {}", s[i] as i64)),
-                _ => parts.push(format!("run {}", i + 1)),
-            }
-            if let Some(k) = &k {
-                parts.push(if k[i].is_finite() { format!("K={}", k[i] as i64) } else { "K=inf".into() });
-            }
-            parts.join(", ")
-        })
-        .collect())
-}

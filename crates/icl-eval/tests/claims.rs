@@ -386,7 +386,7 @@ fn bad_params_and_commands_are_named() {
     assert_eq!(e[0].key, "n_boot");
     let e = EvalStage.check("c3", &json!({}));
     assert_eq!(e[0].key, "command");
-    assert!(e[0].message.contains("c1, c2, c7, c9"));
+    assert!(e[0].message.contains("c1, c2, c7, c8, c9"));
     let e = EvalStage.check("c9", &json!({"profile": "x", "extra": true}));
     assert_eq!(e[0].key, "extra");
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 /// The verdict vocabulary and the claim table's one Arrow schema live in icl-eval (shared by every
 /// claim crate and read by icl-report); this module adds the check-list helpers fit-nu's stages use.
-pub use icl_eval::claim::Verdict;
+pub use icl_claim::claim::Verdict;
 
-pub use icl_eval::claim::Check;
+pub use icl_claim::claim::Check;
 
 /// Verdict of a list of checks with named core checks: all pass -> reproduced; every core check
 /// passes and another fails -> partly; a core check fails (or is missing) -> not reproduced;
@@ -62,12 +62,12 @@ impl Claim {
     /// Columns: claim, figure, statement, paper_value, unit, profile, verdict, details: Utf8;
     /// value, low, high: Float64 (null for NaN); n_runs: Int64.
     pub fn to_batch(&self) -> Result<RecordBatch> {
-        icl_eval::claim::to_batch(&[self.record()?])
+        icl_claim::claim::to_batch(&[self.record()?])
     }
 
     /// The shared claim record, with `details` sanitized ([`sanitize`]) and serialized.
-    pub fn record(&self) -> Result<icl_eval::claim::Claim> {
-        Ok(icl_eval::claim::Claim {
+    pub fn record(&self) -> Result<icl_claim::claim::Claim> {
+        Ok(icl_claim::claim::Claim {
             claim: self.claim.clone(),
             figure: self.figure.clone(),
             statement: self.statement.clone(),

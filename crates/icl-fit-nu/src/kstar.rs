@@ -1,11 +1,11 @@
 //! K* per group (e.g. per N) over a K sweep, and the slope of log K* against log N, with a
-//! seeded bootstrap over seeds. K* itself is [`icl_eval::kstar`]'s, the one definition every
+//! seeded bootstrap over seeds. K* itself is [`icl_claim::kstar`]'s, the one definition every
 //! claim uses.
 
 use crate::stats::{self, LineFit};
 use std::collections::BTreeMap;
 
-pub use icl_eval::kstar::{fit_kstar, KstarFit, KstarSettings, Point};
+pub use icl_claim::kstar::{fit_kstar, KstarFit, KstarSettings, Point};
 
 /// Resample runs with replacement within each K value (a stratified bootstrap: the K grid is a
 /// design choice, the seeds are the random part).

@@ -5,7 +5,7 @@
 //! - [`theory`]: the reduced (w, beta) dynamics, s*(beta0), t_ICL(N, beta0), predicted K*.
 //! - [`landscape`]: the exact data-averaged loss over (w, beta), its gradient and flow.
 //! - [`memo`]: I_K(t), saturation, nu with a bootstrap interval.
-//! - [`kstar`]: K* per N (the one definition, `icl_eval::kstar`), log K* vs log N with a bootstrap interval.
+//! - [`kstar`]: K* per N (the one definition, `icl_claim::kstar`), log K* vs log N with a bootstrap interval.
 //! - [`stats`]: trapezoids, least squares, quantiles, seeded bootstrap.
 //! - [`io`]: artifacts -> polars frames -> typed rows; [`claim`]: the claim row.
 //! - [`stage`]: the stage commands `c3`, `c4`, `c5`, `c6`, `c13`.

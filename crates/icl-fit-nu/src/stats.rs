@@ -67,7 +67,7 @@ impl LineFit {
 
 /// Least-squares line through the finite pairs; `None` with fewer than 2 of them or no spread in x.
 pub fn ols(x: &[f64], y: &[f64]) -> Option<LineFit> {
-    let pts = icl_eval::stats::finite_pairs(x, y);
+    let pts = icl_claim::stats::finite_pairs(x, y);
     let n = pts.len();
     if n < 2 {
         return None;
@@ -154,8 +154,8 @@ pub fn resample<T: Clone>(rng: &mut ChaCha8Rng, items: &[T]) -> Vec<T> {
         .collect()
 }
 
-/// The logistic function (one definition: [`icl_eval::sigmoid::logistic`]).
-pub use icl_eval::sigmoid::logistic as sigmoid;
+/// The logistic function (one definition: [`icl_claim::sigmoid::logistic`]).
+pub use icl_claim::sigmoid::logistic as sigmoid;
 
 /// Numerically safe log(1 + e^x).
 pub fn softplus(x: f64) -> f64 {

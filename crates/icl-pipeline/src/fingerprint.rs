@@ -239,4 +239,61 @@ mod tests {
         assert_ne!(fp(r), b2);
         assert!(Fingerprinter::new(r).unwrap().fingerprint("nope").is_err());
     }
+
+    /// Copy the real workspace's manifests and `src/` trees (what fingerprints read).
+    fn copy_workspace(to: &Path) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        fs::copy(root.join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
+        fn copy_dir(from: &Path, to: &Path) {
+            fs::create_dir_all(to).unwrap();
+            for e in fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    copy_dir(&e.path(), &to.join(e.file_name()));
+                } else {
+                    fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                }
+            }
+        }
+        for e in fs::read_dir(root.join("crates")).unwrap() {
+            let dir = e.unwrap().path();
+            let to = to.join("crates").join(dir.file_name().unwrap());
+            fs::create_dir_all(&to).unwrap();
+            fs::copy(dir.join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
+            copy_dir(&dir.join("src"), &to.join("src"));
+        }
+    }
+
+    /// The claim crates are leaves over `icl-claim`: editing a transition claim (C1, in
+    /// icl-eval) changes only icl-eval's fingerprint, so the theory (icl-fit-nu) and transience
+    /// (icl-transience) claim tasks stay cached, and so do training and the report. Editing the
+    /// claim library reruns every claim.
+    #[test]
+    fn editing_a_transition_claim_leaves_the_other_claim_families_cached() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        copy_workspace(r);
+        let bins = ["icl-eval", "icl-fit-nu", "icl-transience", "icl-report", "icl-train", "icl-datagen"];
+        let all = |r: &Path| -> Vec<String> {
+            let mut f = Fingerprinter::new(r).unwrap();
+            bins.iter().map(|b| f.fingerprint(b).unwrap()).collect()
+        };
+        let before = all(r);
+        let c1 = r.join("crates/icl-eval/src/c1.rs");
+        let text = fs::read_to_string(&c1).unwrap();
+        fs::write(&c1, format!("{text}\n// an edit to C1\n")).unwrap();
+        let after = all(r);
+        assert_ne!(after[0], before[0], "icl-eval (C1, C2, C7, C8, C9) reruns");
+        for i in 1..bins.len() {
+            assert_eq!(after[i], before[i], "{} must stay cached", bins[i]);
+        }
+        let lib = r.join("crates/icl-claim/src/stats.rs");
+        let text = fs::read_to_string(&lib).unwrap();
+        fs::write(&lib, format!("{text}\n// an edit to the claim library\n")).unwrap();
+        let lib_edit = all(r);
+        for i in 0..3 {
+            assert_ne!(lib_edit[i], after[i], "{} reads icl-claim", bins[i]);
+        }
+        assert_eq!(lib_edit[4..], after[4..], "training and data generation do not");
+    }
 }

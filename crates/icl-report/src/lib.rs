@@ -8,7 +8,7 @@
 //! the report links them there. Output bytes depend only on the claim rows and the params.
 
 use anyhow::{ensure, Context, Result};
-use icl_eval::claim::{self, Claim, Verdict};
+use icl_claim::claim::{self, Claim, Verdict};
 use icl_store::task::{check_params, ParamError, Stage, TaskSpec};
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -151,7 +151,7 @@ fn checks_table(details: &serde_json::Value) -> Option<String> {
     Some(s)
 }
 
-/// "Trend with N": a ladder claim's rungs (`details.ladder`, see `icl_eval::ladder`), or the
+/// "Trend with N": a ladder claim's rungs (`details.ladder`, see `icl_claim::ladder`), or the
 /// per-N statistics of a claim whose sweep runs over N (`details.per_N`: C6, C7, C8).
 fn trend_table(details: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
@@ -248,10 +248,10 @@ fn predictions_table(rows: &[[String; 6]], claim: Option<&str>) -> String {
 
 /// Verdict rules changed since the first published results, each with its reason (printed in
 /// every REPORT.md). Rules were chosen from the paper's captions, the theory and the label-count
-/// floor (icl_eval::floor) before the new verdicts were computed.
+/// floor (icl_claim::floor) before the new verdicts were computed.
 pub const RULE_CHANGES: &[(&str, &str)] = &[
     ("Label-count floor (all accuracy thresholds)",
-     "Predicting the majority label of the N - 1 context labels scores floor(N) on the ICL test (0.656 at N = 8, 0.605 at 16, 0.54 at 100) without copying. Every threshold that separates copying from not copying must sit at least 0.05 above floor(N) (one rule, icl_eval::floor); every such claim prints the floor for its N as a check, and a claim whose threshold fails it is inconclusive."),
+     "Predicting the majority label of the N - 1 context labels scores floor(N) on the ICL test (0.656 at N = 8, 0.605 at 16, 0.54 at 100) without copying. Every threshold that separates copying from not copying must sit at least 0.05 above floor(N) (one rule, icl_claim::floor); every such claim prints the floor for its N as a check, and a claim whose threshold fails it is inconclusive."),
     ("C1: 'no ICL at the smallest K' threshold",
      "was mean ICL accuracy < 0.6 (below the N = 8 floor, so a counting network failed it); now < floor(N) + 0.05 (no better than counting; 0.59 at N = 100)."),
     ("C2: end of the plateau",
@@ -267,7 +267,7 @@ pub const RULE_CHANGES: &[(&str, &str)] = &[
     ("C7, C8, C9, C13: t_ICL threshold",
      "unchanged (0.95), now checked against floor(N) and printed."),
     ("C1, C3, C6, C13: one K* (issue 15)",
-     "K* was fitted two ways: C1 by Levenberg-Marquardt from a few starts with the midpoint allowed a decade outside the swept K (a K* outside the data passed only a separate range check), C3, C6 and C13 by a grid + Nelder-Mead search with the midpoint inside the data. Now one definition, icl_eval::kstar, for all four: the grid + Nelder-Mead fit (global over its box, deterministic), slope a in [0.3, 100] per decade, midpoint strictly inside the swept K range, rise d >= min_rise. C1's min_rise default moves from 0.25 to the shared 0.2, and its bootstrap keeps only valid K* (was: converged fits)."),
+     "K* was fitted two ways: C1 by Levenberg-Marquardt from a few starts with the midpoint allowed a decade outside the swept K (a K* outside the data passed only a separate range check), C3, C6 and C13 by a grid + Nelder-Mead search with the midpoint inside the data. Now one definition, icl_claim::kstar, for all four: the grid + Nelder-Mead fit (global over its box, deterministic), slope a in [0.3, 100] per decade, midpoint strictly inside the swept K range, rise d >= min_rise. C1's min_rise default moves from 0.25 to the shared 0.2, and its bootstrap keeps only valid K* (was: converged fits)."),
     ("Scale ladder (issue 12)",
      "C1, C2, C9, C10 and C12 are judged at each context length N of their runs by the same rules; the claim's verdict, number and interval are the largest N's (the closest to the paper's N = 100) and a 'Trend with N' table gives every N. With one N (quick, ci) nothing changes."),
 ];

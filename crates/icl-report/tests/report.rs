@@ -1,7 +1,7 @@
 //! The report stage end to end: claim tables in (as claim stages write them), REPORT.md and
 //! claims.parquet out; claims.parquet read back through polars.
 
-use icl_eval::claim::{self, Claim, Verdict};
+use icl_claim::claim::{self, Claim, Verdict};
 use icl_report::ReportStage;
 use icl_store::task::{InputRef, Stage, TaskSpec};
 use polars::prelude::*;

@@ -5,7 +5,7 @@
 //! - peak: the highest ICL accuracy and the first evaluation reaching it;
 //! - time of loss: the first evaluation AFTER acquisition with ICL accuracy < `lose` (default:
 //!   halfway between `acquire` and the label-count floor of the run's N,
-//!   [`icl_eval::floor::lose_threshold`]: a run that falls back to counting has lost ICL);
+//!   [`icl_claim::floor::lose_threshold`]: a run that falls back to counting has lost ICL);
 //! - class: `transient` (acquired, then lost), `not transient` (acquired, never lost within the
 //!   run), `no ICL` (never acquired), the paper's three outcomes of Fig 2e / A6.
 //!
@@ -16,8 +16,8 @@
 //! an O(1) constant the "~" hides (a = 1 is the bare prediction; [`fit_relation`] also fits a).
 
 use anyhow::{ensure, Context, Result};
-use icl_eval::frame::{column_names, f64s};
-use icl_eval::stats::spearman;
+use icl_claim::frame::{column_names, f64s};
+use icl_claim::stats::spearman;
 use polars::prelude::DataFrame;
 use serde::Serialize;
 
@@ -34,7 +34,7 @@ impl Thresholds {
     /// The thresholds for a run with context length `n`: `lose` as set, or by default halfway
     /// between `acquire` and the count floor of `n`.
     pub fn for_n(acquire: f64, lose: Option<f64>, n: u64) -> Self {
-        Self { acquire, lose: lose.unwrap_or_else(|| icl_eval::floor::lose_threshold(acquire, n)) }
+        Self { acquire, lose: lose.unwrap_or_else(|| icl_claim::floor::lose_threshold(acquire, n)) }
     }
 }
 
@@ -90,7 +90,7 @@ impl Curve {
 
     /// Read one curve artifact.
     pub fn read(path: &std::path::Path, label: impl Into<String>) -> Result<Self> {
-        let df = icl_eval::frame::read_df(path)?;
+        let df = icl_claim::frame::read_df(path)?;
         Self::from_frame(&df, label).with_context(|| format!("curve {}", path.display()))
     }
 }
@@ -321,7 +321,7 @@ pub fn fit_relation(points: &[RelationPoint]) -> Option<RelationFit> {
     let icl: Vec<f64> = points.iter().map(|p| p.icl_loss).collect();
     let iwl: Vec<f64> = points.iter().map(|p| p.iwl_loss).collect();
     let c3: Vec<f64> = points.iter().map(|p| p.c3).collect();
-    let slope = icl_eval::stats::linear_fit(
+    let slope = icl_claim::stats::linear_fit(
         &iwl.iter().map(|v| v.ln()).collect::<Vec<_>>(),
         &icl.iter().map(|v| v.ln()).collect::<Vec<_>>(),
     )
@@ -336,7 +336,7 @@ pub fn fit_relation(points: &[RelationPoint]) -> Option<RelationFit> {
         spearman_icl_iwl: spearman(&icl, &iwl),
         spearman_icl_c3: spearman(&icl, &c3),
         loglog_slope_icl_vs_iwl: slope,
-        median_iwl_over_c3: icl_eval::stats::median(&ratio),
+        median_iwl_over_c3: icl_claim::stats::median(&ratio),
     })
 }
 

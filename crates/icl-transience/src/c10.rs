@@ -17,10 +17,10 @@ use crate::analysis::{
 };
 use crate::params::C10Params;
 use crate::Run;
-use icl_eval::claim::Check;
+use icl_claim::claim::Check;
 use anyhow::{ensure, Result};
-use icl_eval::claim::{Claim, Verdict};
-use icl_eval::stats::{finite, wilson};
+use icl_claim::claim::{Claim, Verdict};
+use icl_claim::stats::{finite, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use serde_json::json;
 
@@ -59,7 +59,7 @@ pub fn lose_summary(th: &[Thresholds]) -> (String, f64) {
 
 /// `[{N, floor}]` of the runs' distinct context lengths, for the claim's details.
 pub fn count_floors(runs: &[Run]) -> serde_json::Value {
-    icl_eval::floor::floors_json(&runs.iter().map(|r| r.n).collect::<Vec<_>>())
+    icl_claim::floor::floors_json(&runs.iter().map(|r| r.n).collect::<Vec<_>>())
 }
 
 /// Each run's thresholds at its own N (see [`Thresholds::for_n`]).
@@ -70,7 +70,7 @@ pub fn run_thresholds(runs: &[Run], acquire: f64, lose: Option<f64>) -> Vec<Thre
 /// The loss threshold of every run against the count floor of its N.
 pub fn loss_floor_check(runs: &[Run], thresholds: &[Thresholds]) -> Check {
     let pairs: Vec<(f64, u64)> = runs.iter().zip(thresholds).map(|(r, t)| (t.lose, r.n)).collect();
-    icl_eval::floor::floor_check_each("loss", &pairs)
+    icl_claim::floor::floor_check_each("loss", &pairs)
 }
 
 /// A run that shows the claim: acquired, lost, and IWL rose between acquisition and loss.
@@ -116,8 +116,8 @@ pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
             }
         }
     }
-    let spearman_acc = if icl_acc.len() >= 3 { icl_eval::stats::spearman(&icl_acc, &iwl_acc) } else { f64::NAN };
-    let floor_acq = icl_eval::floor::floor_check("acquisition", p.acquire_threshold, &ns);
+    let spearman_acc = if icl_acc.len() >= 3 { icl_claim::stats::spearman(&icl_acc, &iwl_acc) } else { f64::NAN };
+    let floor_acq = icl_claim::floor::floor_check("acquisition", p.acquire_threshold, &ns);
     let floor_lose = loss_floor_check(&runs, &thresholds);
     let floors_ok = floor_acq.pass && floor_lose.pass;
     let checks = vec![
@@ -342,7 +342,7 @@ impl C10Analysis {
 mod tests {
     use super::*;
     use crate::analysis::Curve;
-    use icl_eval::params::check;
+    use icl_claim::params::check;
 
     /// A curve following the theory after acquisition: c3 falls as the MLP memorizes, w tracks
     /// w_tr, the ICL loss is e^(-w) and ICL accuracy falls with it.

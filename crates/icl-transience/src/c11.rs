@@ -7,13 +7,13 @@
 //! is "beyond the budget" when most are not lost; runs never acquiring have no time of loss).
 
 use crate::analysis::{analyze_run, Class, RunAnalysis, Thresholds};
-use icl_eval::stats::{ranks, spearman};
+use icl_claim::stats::{ranks, spearman};
 use crate::params::C11Params;
 use crate::Run;
-use icl_eval::claim::Check;
+use icl_claim::claim::Check;
 use anyhow::{ensure, Result};
-use icl_eval::claim::{Claim, Verdict};
-use icl_eval::stats::{bootstrap, finite, linear_fit, median, percentile_interval};
+use icl_claim::claim::{Claim, Verdict};
+use icl_claim::stats::{bootstrap, finite, linear_fit, median, percentile_interval};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, GREY};
 use serde::Serialize;
 use serde_json::json;
@@ -149,7 +149,7 @@ pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
             value: prevented.first().copied(),
             rule: "some wd_attn above every acquiring value has no run acquiring ICL (value = the smallest such wd_attn)".into(),
         },
-        icl_eval::floor::floor_check("acquisition", p.acquire_threshold, &ns),
+        icl_claim::floor::floor_check("acquisition", p.acquire_threshold, &ns),
         crate::c10::loss_floor_check(&runs, &thresholds),
     ];
     let floors_ok = checks[3].pass && checks[4].pass;
@@ -296,7 +296,7 @@ impl C11Analysis {
 mod tests {
     use super::*;
     use crate::analysis::Curve;
-    use icl_eval::params::check;
+    use icl_claim::params::check;
 
     /// ICL rises at iteration 1000 and falls at `loss` (None: never lost); `acquire = false`
     /// never passes 0.9.

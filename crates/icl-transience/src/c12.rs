@@ -15,11 +15,11 @@
 //! standard) with an interval from Jeffreys-posterior draws of every K x arm fraction.
 
 use crate::params::C12Params;
-use icl_eval::claim::Check;
+use icl_claim::claim::Check;
 use anyhow::{bail, ensure, Result};
-use icl_eval::claim::{Claim, Verdict};
-use icl_eval::frame::{bools, column_names, f64s};
-use icl_eval::stats::{chi2_sf, finite, percentile_interval, wilson};
+use icl_claim::claim::{Claim, Verdict};
+use icl_claim::frame::{bools, column_names, f64s};
+use icl_claim::stats::{chi2_sf, finite, percentile_interval, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use polars::prelude::DataFrame;
 use rand::SeedableRng;
@@ -307,7 +307,7 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
         v.dedup();
         v
     };
-    let floor = icl_eval::floor::floor_check("final_ICL_accuracy", p.final_acc_threshold, &ns);
+    let floor = icl_claim::floor::floor_check("final_ICL_accuracy", p.final_acc_threshold, &ns);
     let testable = strata.len() >= p.min_strata
         && eq_runs >= p.min_runs_per_arm
         && st_runs >= p.min_runs_per_arm
@@ -336,7 +336,7 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
                 .filter(|&i| used[i] && is_eq(i) == eq && acq[i])
                 .map(|i| b[i])
                 .collect();
-            (icl_eval::stats::median(&v), v.len())
+            (icl_claim::stats::median(&v), v.len())
         };
         (arm(false), arm(true))
     });
@@ -370,7 +370,7 @@ impl C12Analysis {
             "per_K": self.strata,
             "unmatched_K_ignored": self.unmatched_k.iter().map(|&k| k_json(k)).collect::<Vec<_>>(),
             "acquired_definition": format!("final ICL test accuracy > {} (Fig 6e counts runs with ICL accuracy > 0.75), thresholded per run; per_K.*_ever_reached: the summary's `acquired` (accuracy reached t_icl_threshold at some evaluation)", p.final_acc_threshold),
-            "count_floor": icl_eval::floor::floors_json(&self.ns),
+            "count_floor": icl_claim::floor::floors_json(&self.ns),
             "median_final_beta_eff_of_runs_with_icl": self.median_final_beta.map(|((s, ns), (e, ne))| json!({"standard": finite(s), "standard_runs": ns, "equalized": finite(e), "equalized_runs": ne})),
             "beta_eff_note": "final beta_eff (log-odds the head gives the matching item over the others) tells how the ICL test is solved: > 0 = copying the match",
             "test_sets": "both arms are scored on the same standard ICL test (as the reference's: the equalized run's test contexts take their labels from a table unrelated to the halves, so label counts carry no information about the query and the minority-label shortcut does not score)",
@@ -451,7 +451,7 @@ impl C12Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use icl_eval::params::check;
+    use icl_claim::params::check;
     use polars::prelude::*;
 
     fn sweep(eq_frac: &[f64], st_frac: &[f64], seeds: usize) -> DataFrame {

@@ -1,39 +1,37 @@
-//! Transience, equalized contexts and the two-layer model: claims C8, C10, C11, C12.
+//! Transience and equalized contexts: claims C10, C11, C12.
 //!
 //! - [`analysis`]: per-run analysis of a learning curve (acquisition, peak, time of loss,
 //!   classification transient / not transient / no ICL) and the theory's post-acquisition
 //!   relation (w_tr e^(w_tr) = c3 / lambda, ICL loss ~ e^(-w), IWL loss ~ c3).
-//! - [`c10`], [`c11`], [`c12`], [`c8`]: one module per claim: analysis, verdict rules, figure.
-//!   C10 and C12 are judged at each context length N of their runs (`icl_eval::ladder`).
+//! - [`c10`], [`c11`], [`c12`]: one module per claim: analysis, verdict rules, figure.
+//!   C10 and C12 are judged at each context length N of their runs (`icl_claim::ladder`).
 //! - [`TransienceStage`]: the pipeline stage (`icl-transience run --task F`, `icl-transience check`).
 //!
-//! Statistics, the claim record and DataFrame helpers come from `icl-eval` (one copy).
+//! Statistics, the claim record and DataFrame helpers come from `icl-claim` (one copy).
 
 pub mod analysis;
 pub mod c10;
 pub mod c11;
 pub mod c12;
-pub mod c8;
 pub mod params;
 
 use analysis::Curve;
 use anyhow::{bail, ensure, Result};
-use icl_eval::claim::Claim;
-use icl_eval::stage_io::{self, errs, input_paths, params, unknown_command};
-use icl_eval::frame::{self, f64s};
-use icl_eval::ladder;
-use icl_eval::params::{check, C7Params};
+use icl_claim::claim::Claim;
+use icl_claim::stage_io::{self, errs, input_paths, params, unknown_command};
+use icl_claim::frame::{self, f64s};
+use icl_claim::ladder;
+use icl_claim::params::check;
 use icl_store::task::{ParamError, Stage, TaskSpec};
 use params::{C10Params, C11Params, C12Params};
 
-pub const COMMANDS: [&str; 4] = ["c8", "c10", "c11", "c12"];
+pub const COMMANDS: [&str; 3] = ["c10", "c11", "c12"];
 /// The `icl-transience` stage.
 pub struct TransienceStage;
 
 impl Stage for TransienceStage {
     fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
         match command {
-            "c8" => errs(check::<C7Params>(params)),
             "c10" => errs(check::<C10Params>(params)),
             "c11" => errs(check::<C11Params>(params)),
             "c12" => errs(check::<C12Params>(params)),
@@ -77,7 +75,7 @@ pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
     df: &polars::prelude::DataFrame,
     mut curve: F,
 ) -> Result<Vec<Run>> {
-    let labels = icl_eval::run_labels(df)?;
+    let labels = icl_claim::frame::run_labels(df)?;
     let wd = f64s(df, "wd_attn")?;
     let ns = f64s(df, "N")?;
     let seed = if df.column("seed").is_ok() {
@@ -107,12 +105,6 @@ pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
 /// Run one claim command on a task's inputs: the claim row and its figure.
 pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
     Ok(match task.command.as_str() {
-        "c8" => {
-            let p: C7Params = params(task)?;
-            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
-            let a = c8::analyze(&df, &p)?;
-            (a.claim(&p), a.figure(&p))
-        }
         "c10" => {
             let p: C10Params = params(task)?;
             let runs = read_runs(task)?;

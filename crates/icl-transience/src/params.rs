@@ -1,7 +1,6 @@
 //! Parameters of the claim commands: typed, defaulted, validated, unknown keys rejected.
-//! `c8` takes `icl_eval::params::C7Params` (the same t_ICL-vs-N analysis as C7).
 
-use icl_eval::params::Validate;
+use icl_claim::params::Validate;
 use icl_store::task::ParamError;
 use serde::Deserialize;
 
@@ -215,7 +214,7 @@ impl Validate for C12Params {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use icl_eval::params::check;
+    use icl_claim::params::check;
     use serde_json::json;
 
     #[test]

@@ -2,7 +2,7 @@
 //! K = 128, attention decay 0.01; ~0.5 s) acquires ICL and loses it while it memorizes. Its
 //! artifacts go through the same Parquet files and readers as in the pipeline.
 
-use icl_eval::params::check;
+use icl_claim::params::check;
 use icl_transience::analysis::{analyze_run, Class, Curve, Thresholds};
 use icl_transience::params::C10Params;
 
@@ -32,7 +32,7 @@ fn tiny_decayed_run_is_transient_and_c10_sees_it() {
     assert!(a.final_iwl_acc - a.iwl_acc_at_acquire.unwrap() > 0.1, "{a:?}");
 
     // The claim stage's path: summaries give wd_attn, curves pair up in order.
-    let df = icl_eval::frame::read_stacked(&[tmp.path().join("summary.parquet")]).unwrap();
+    let df = icl_claim::frame::read_stacked(&[tmp.path().join("summary.parquet")]).unwrap();
     let runs = icl_transience::runs_from(&df, |_, l| {
         Curve::read(&tmp.path().join("curve.parquet"), l)
     })

@@ -91,7 +91,7 @@ pub struct C13Params {
     /// Predicted K* within this factor of the measured one.
     #[serde(default = "d_kstar_factor")]
     pub kstar_factor: f64,
-    #[serde(default = "icl_eval::kstar::d_min_rise")]
+    #[serde(default = "icl_claim::kstar::d_min_rise")]
     pub min_rise: f64,
     /// The reduced dynamics assume e^beta0 << n (n = N - 1): cells with e^beta0 / n above this
     /// are shown and reported but left out of the fit and the verdict.
@@ -704,10 +704,10 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
             ),
         ));
     }
-    // The t_ICL threshold of the runs against their label-count floor (icl_eval::floor).
+    // The t_ICL threshold of the runs against their label-count floor (icl_claim::floor).
     let ns: Vec<u64> = runs.iter().map(|r| r.summary.n.round() as u64).collect();
     let thr = runs.iter().map(|r| r.summary.t_icl_threshold).fold(f64::INFINITY, f64::min);
-    let floor = icl_eval::floor::floor_check("t_ICL_acquisition", thr, &ns);
+    let floor = icl_claim::floor::floor_check("t_ICL_acquisition", thr, &ns);
     let floor_ok = floor.pass;
     checks.push(floor);
     let verdict = if point.is_none() || !floor_ok {

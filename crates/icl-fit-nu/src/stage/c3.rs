@@ -47,10 +47,10 @@ pub struct C3Params {
     pub n_boot: usize,
     #[serde(default = "level")]
     pub level: f64,
-    #[serde(default = "icl_eval::kstar::d_min_rise")]
+    #[serde(default = "icl_claim::kstar::d_min_rise")]
     pub min_rise: f64,
     /// Mean final ICL accuracy at the smallest K must be at most this (IWL side). Default: the
-    /// label-count floor of the runs' N + 0.05 (no better than counting; `icl_eval::floor`)...
+    /// label-count floor of the runs' N + 0.05 (no better than counting; `icl_claim::floor`)...
     #[serde(default)]
     pub max_low_plateau: Option<f64>,
     /// ...and at the largest K at least this (ICL side).
@@ -164,10 +164,10 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
         "c3 transient",
     )?;
 
-    // Thresholds against the label-count floor of the runs' N (icl_eval::floor).
+    // Thresholds against the label-count floor of the runs' N (icl_claim::floor).
     let ns: Vec<u64> = runs.iter().chain(&trans).map(|r| r.summary.n.round() as u64).collect();
-    let worst_floor = icl_eval::floor::highest_floor(&ns);
-    let max_low_plateau = p.max_low_plateau.unwrap_or(worst_floor + icl_eval::floor::FLOOR_MARGIN);
+    let worst_floor = icl_claim::floor::highest_floor(&ns);
+    let max_low_plateau = p.max_low_plateau.unwrap_or(worst_floor + icl_claim::floor::FLOOR_MARGIN);
     let lost_acc = p.lost_acc.unwrap_or((p.peak_acc + worst_floor) / 2.0);
 
     // 1. Transition in K.
@@ -298,11 +298,11 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
         ));
     }
     let floor_checks = [
-        icl_eval::floor::floor_check("no_ICL", max_low_plateau, &ns),
-        icl_eval::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
-        icl_eval::floor::floor_check("rise_start", p.rise_start_acc, &ns),
-        icl_eval::floor::floor_check("ICL_peak", p.peak_acc, &ns),
-        icl_eval::floor::floor_check("ICL_lost", lost_acc, &ns),
+        icl_claim::floor::floor_check("no_ICL", max_low_plateau, &ns),
+        icl_claim::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
+        icl_claim::floor::floor_check("rise_start", p.rise_start_acc, &ns),
+        icl_claim::floor::floor_check("ICL_peak", p.peak_acc, &ns),
+        icl_claim::floor::floor_check("ICL_lost", lost_acc, &ns),
     ];
     let floors_ok = floor_checks.iter().all(|c| c.pass);
     checks.extend(floor_checks);
@@ -311,7 +311,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     } else {
         verdict_of(&checks, CORE)
     };
-    let count_floor_json = icl_eval::floor::floors_json(&ns);
+    let count_floor_json = icl_claim::floor::floors_json(&ns);
     let details = json!({
         "verdict_rule": format!("{}; inconclusive: fewer than 3 K values, or a threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
         "checks": checks_json(&checks),

@@ -40,7 +40,7 @@ pub struct C6Params {
     #[serde(default = "default_level")]
     pub level: f64,
     /// Smallest sigmoid amplitude that counts as a transition.
-    #[serde(default = "icl_eval::kstar::d_min_rise")]
+    #[serde(default = "icl_claim::kstar::d_min_rise")]
     pub min_rise: f64,
     /// N left out of the fit and predicted (default: the largest N with a valid K*).
     #[serde(default, rename = "holdout_N")]

@@ -320,6 +320,27 @@ pub fn bools(df: &DataFrame, name: &str) -> Result<Vec<Option<bool>>> {
     Ok(c.bool().with_context(|| format!("column `{name}` is not boolean"))?.iter().collect())
 }
 
+/// "seed S, K=K" labels from a stacked summary frame (whichever of the columns exist).
+pub fn run_labels(df: &DataFrame) -> Result<Vec<String>> {
+    let n = df.height();
+    let get = |c: &str| -> Option<Vec<f64>> { f64s(df, c).ok() };
+    let seed = get("seed");
+    let k = get("K");
+    Ok((0..n)
+        .map(|i| {
+            let mut parts = Vec::new();
+            match &seed {
+                Some(s) if s[i].is_finite() => parts.push(format!("seed {}", s[i] as i64)),
+                _ => parts.push(format!("run {}", i + 1)),
+            }
+            if let Some(k) = &k {
+                parts.push(if k[i].is_finite() { format!("K={}", k[i] as i64) } else { "K=inf".into() });
+            }
+            parts.join(", ")
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

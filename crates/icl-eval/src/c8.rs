@@ -1,18 +1,18 @@
 //! C8 (Fig A5): the two-layer model's t_ICL at K = infinity also grows linearly with N, with a
 //! long tail across seeds.
 //!
-//! The statistics and verdict rules are C7's ([`icl_eval::c7::analyze`]: per-N medians with
+//! The statistics and verdict rules are C7's ([`crate::c7::analyze`]: per-N medians with
 //! censored runs counted, a linear fit with a bootstrap slope interval and a linearity test, a
 //! pooled tail ratio), applied to two-layer runs; this module words the claim and draws it.
 //! Our two-layer model trains ALL parameters; the authors' reference code never passes the output
 //! MLP to its optimizer (it stays at its random initialization).
 
 use anyhow::{ensure, Result};
-use icl_eval::c7::{self, C7Analysis};
-use icl_eval::claim::Claim;
-use icl_eval::frame::{column_names, opt_f64s};
-use icl_eval::params::C7Params;
-use icl_eval::stats::finite;
+use crate::c7::{self, C7Analysis};
+use crate::claim::Claim;
+use crate::frame::{column_names, opt_f64s};
+use crate::params::C7Params;
+use crate::stats::finite;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use polars::prelude::DataFrame;
 use serde_json::json;
@@ -196,8 +196,8 @@ impl C8Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use icl_eval::claim::Verdict;
-    use icl_eval::params::check;
+    use crate::claim::Verdict;
+    use crate::params::check;
     use polars::prelude::*;
 
     fn sweep(model: &str) -> DataFrame {
