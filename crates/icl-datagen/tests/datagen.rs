@@ -352,7 +352,7 @@ fn icl_test_gives_the_minority_shortcut_nothing() {
         .unwrap();
         let items = icl_datagen::generate_items(512, 8, 1);
         let t = run_testsets(&p, &items).unwrap().icl_test;
-        let floor = icl_claim::floor::count_floor(n as u64);
+        let floor = icl_eval::floor::count_floor(n as u64);
         let (maj, min) = (count_rule_accuracy(&t, false), count_rule_accuracy(&t, true));
         // 4 binomial standard deviations of 4000 sequences: 0.032.
         assert!((maj - floor).abs() < 0.032, "N = {n}: majority rule {maj} vs floor {floor}");
