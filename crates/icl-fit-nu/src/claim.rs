@@ -1,11 +1,9 @@
 //! The one-row `claim` table (schema in ARCHITECTURE.md) and the verdict vocabulary.
 
-use anyhow::Result;
-use arrow::record_batch::RecordBatch;
-use std::path::Path;
 
-/// The verdict vocabulary and the claim table's one Arrow schema live in icl-eval (shared by every
-/// claim crate and read by icl-report); this module adds the check-list helpers fit-nu's stages use.
+/// The verdict vocabulary and the claim table's one Arrow schema live in icl-claim (shared by
+/// every claim crate and read by icl-report); this module adds the check-list helpers fit-nu's
+/// stages use.
 pub use icl_claim::claim::Verdict;
 
 pub use icl_claim::claim::Check;
@@ -36,56 +34,13 @@ pub fn checks_json(checks: &[Check]) -> serde_json::Value {
     serde_json::to_value(checks).unwrap_or_default()
 }
 
-/// One claim row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claim {
-    /// e.g. "C5".
-    pub claim: String,
-    /// The paper's figure(s), e.g. "Fig 5, A2, A3".
-    pub figure: String,
-    pub statement: String,
-    /// The paper's value as text (some claims are qualitative).
-    pub paper_value: String,
-    /// Our headline number (NaN when there is none) with its interval.
-    pub value: f64,
-    pub low: f64,
-    pub high: f64,
-    pub unit: String,
-    pub profile: String,
-    pub verdict: Verdict,
-    pub n_runs: i64,
-    /// JSON text with the numbers behind the verdict.
-    pub details: serde_json::Value,
-}
+/// The claim record is icl-claim's (one definition); fit-nu's stages build `details` as JSON
+/// and store it through [`details_text`].
+pub use icl_claim::claim::Claim;
 
-impl Claim {
-    /// Columns: claim, figure, statement, paper_value, unit, profile, verdict, details: Utf8;
-    /// value, low, high: Float64 (null for NaN); n_runs: Int64.
-    pub fn to_batch(&self) -> Result<RecordBatch> {
-        icl_claim::claim::to_batch(&[self.record()?])
-    }
-
-    /// The shared claim record, with `details` sanitized ([`sanitize`]) and serialized.
-    pub fn record(&self) -> Result<icl_claim::claim::Claim> {
-        Ok(icl_claim::claim::Claim {
-            claim: self.claim.clone(),
-            figure: self.figure.clone(),
-            statement: self.statement.clone(),
-            paper_value: self.paper_value.clone(),
-            value: self.value,
-            low: self.low,
-            high: self.high,
-            unit: self.unit.clone(),
-            profile: self.profile.clone(),
-            verdict: self.verdict,
-            n_runs: self.n_runs,
-            details: serde_json::to_string(&sanitize(&self.details))?,
-        })
-    }
-
-    pub fn write(&self, path: &Path) -> Result<()> {
-        icl_store::parquet::write_batch(path, &self.to_batch()?)
-    }
+/// `details` as stored: floats rounded by [`sanitize`], non-finite numbers as null.
+pub fn details_text(v: &serde_json::Value) -> String {
+    serde_json::to_string(&sanitize(v)).expect("JSON values serialize")
 }
 
 /// Round floats to 6 significant digits (so details read well and do not flip on the last bit of
@@ -154,13 +109,14 @@ mod tests {
             profile: "ci".into(),
             verdict: Verdict::Partly,
             n_runs: 12,
-            details: serde_json::json!({"nu": 0.123456789, "bad": f64::NAN, "list": [1.0, 2.5]}),
+            details: details_text(&serde_json::json!({"nu": 0.123456789, "bad": f64::NAN, "list": [1.0, 2.5]})),
         };
+        let write = |p: &std::path::Path| icl_claim::claim::write(p, std::slice::from_ref(&c));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("claim.parquet");
-        c.write(&p).unwrap();
+        write(&p).unwrap();
         let bytes = std::fs::read(&p).unwrap();
-        c.write(&p).unwrap();
+        write(&p).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "deterministic bytes");
         let df = crate::io::read_frame(&p).unwrap();
         assert_eq!(df.height(), 1);

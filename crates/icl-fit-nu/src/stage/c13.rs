@@ -754,7 +754,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
         profile: p.profile.clone(),
         verdict,
         n_runs: (inf.len() + kruns.len()) as i64,
-        details,
+        details: crate::claim::details_text(&details),
     };
     let scale = point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN);
     Ok(Output {

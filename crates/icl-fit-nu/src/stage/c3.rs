@@ -349,7 +349,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
         profile: p.profile.clone(),
         verdict,
         n_runs: (runs.len() + trans.len()) as i64,
-        details,
+        details: crate::claim::details_text(&details),
     };
     Ok(Output {
         claim,

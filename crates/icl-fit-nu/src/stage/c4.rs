@@ -309,7 +309,7 @@ pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
         profile: p.profile.clone(),
         verdict,
         n_runs: mlp.len() as i64,
-        details,
+        details: crate::claim::details_text(&details),
     };
     Ok(Output {
         claim,

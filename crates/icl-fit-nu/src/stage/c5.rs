@@ -208,7 +208,7 @@ pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
         profile: p.profile.clone(),
         verdict,
         n_runs: finite.len() as i64,
-        details,
+        details: crate::claim::details_text(&details),
     };
     Ok(Output {
         claim,

@@ -264,7 +264,7 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
         profile: p.profile.clone(),
         verdict,
         n_runs: runs.iter().filter(|r| r.summary.k.is_some()).count() as i64,
-        details,
+        details: crate::claim::details_text(&details),
     };
     Ok(Output {
         claim,

@@ -71,7 +71,10 @@ pub struct Output {
 pub fn write_outputs(task: &TaskSpec, out: &Output) -> Result<()> {
     for name in &task.outputs {
         match name.as_str() {
-            "claim" => out.claim.write(&task.output_path("claim", "parquet"))?,
+            "claim" => icl_claim::claim::write(
+                &task.output_path("claim", "parquet"),
+                std::slice::from_ref(&out.claim),
+            )?,
             "figure_png" => out.figure.save_png(&task.output_path("figure_png", "png"))?,
             "figure_svg" => out.figure.save_svg(&task.output_path("figure_svg", "svg"))?,
             other => bail!(
