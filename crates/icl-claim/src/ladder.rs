@@ -104,7 +104,11 @@ pub fn combine(mut rungs: Vec<(u64, (Claim, Figure))>) -> (Claim, Figure) {
 /// The claim's number against N with its interval, one marker per verdict.
 fn trend_panel(unit: &str, rows: &[Value], by_n: &[(u64, Verdict)]) -> Panel {
     let get = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let mut p = Panel::new("trend with context length N", Axis::log10("context length N"), Axis::linear(unit));
+    // A number spanning a decade or more (K*) reads on a log axis.
+    let vals: Vec<f64> = rows.iter().map(|r| get(r, "value")).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = vals.iter().fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let y = if lo > 0.0 && hi / lo >= 5.0 { Axis::log10(unit) } else { Axis::linear(unit) };
+    let mut p = Panel::new("trend with context length N", Axis::log10("context length N"), y);
     let bars: Vec<(f64, f64, f64, f64)> = rows
         .iter()
         .filter(|r| get(r, "value").is_finite() && get(r, "low").is_finite() && get(r, "high").is_finite())
