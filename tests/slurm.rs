@@ -20,8 +20,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{bin_dir, text, workspace, ICL};
 
-
-
 /// Whether Slurm answers; prints SKIP (or panics under CI_REQUIRE_SLURM=1) when it does not.
 fn slurm_up(test: &str) -> bool {
     let out = Command::new("sinfo")
@@ -189,7 +187,6 @@ impl Sandbox {
         self.root.join(name)
     }
 }
-
 
 /// (stage, point) -> (key, {output: hash}) over every run record of a store.
 type Records = BTreeMap<(String, String), (String, BTreeMap<String, String>)>;

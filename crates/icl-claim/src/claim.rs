@@ -42,7 +42,9 @@ impl Verdict {
             "partly" => Verdict::Partly,
             "not reproduced" | "not" => Verdict::Not,
             "inconclusive" => Verdict::Inconclusive,
-            other => bail!("verdict `{other}` is not one of reproduced, partly, not reproduced, inconclusive"),
+            other => bail!(
+                "verdict `{other}` is not one of reproduced, partly, not reproduced, inconclusive"
+            ),
         })
     }
     /// [`Verdict::from_checks`], unless the data cannot test the claim at all.
@@ -78,7 +80,12 @@ pub struct Check {
 impl Check {
     /// A check whose value is `value` when finite, null otherwise.
     pub fn new(name: &str, pass: bool, value: f64, rule: impl Into<String>) -> Self {
-        Self { name: name.into(), pass, value: value.is_finite().then_some(value), rule: rule.into() }
+        Self {
+            name: name.into(),
+            pass,
+            value: value.is_finite().then_some(value),
+            rule: rule.into(),
+        }
     }
 }
 
@@ -103,19 +110,34 @@ pub struct Claim {
 }
 
 pub const COLUMNS: [&str; 12] = [
-    "claim", "figure", "statement", "paper_value", "value", "low", "high", "unit", "profile",
-    "verdict", "n_runs", "details",
+    "claim",
+    "figure",
+    "statement",
+    "paper_value",
+    "value",
+    "low",
+    "high",
+    "unit",
+    "profile",
+    "verdict",
+    "n_runs",
+    "details",
 ];
 
 /// Claims as one Arrow batch, in the given order.
 pub fn to_batch(claims: &[Claim]) -> Result<RecordBatch> {
     let s = |f: &dyn Fn(&Claim) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from(claims.iter().map(|c| f(c).to_string()).collect::<Vec<_>>()))
+        Arc::new(StringArray::from(
+            claims.iter().map(|c| f(c).to_string()).collect::<Vec<_>>(),
+        ))
     };
     // Non-finite numbers are written as null: "no number" opens as missing everywhere.
     let x = |f: &dyn Fn(&Claim) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from(
-            claims.iter().map(|c| Some(f(c)).filter(|v| v.is_finite())).collect::<Vec<_>>(),
+            claims
+                .iter()
+                .map(|c| Some(f(c)).filter(|v| v.is_finite()))
+                .collect::<Vec<_>>(),
         ))
     };
     let cols: Vec<(&str, ArrayRef)> = vec![
@@ -129,7 +151,12 @@ pub fn to_batch(claims: &[Claim]) -> Result<RecordBatch> {
         ("unit", s(&|c| &c.unit)),
         ("profile", s(&|c| &c.profile)),
         ("verdict", s(&|c| c.verdict.as_str())),
-        ("n_runs", Arc::new(Int64Array::from(claims.iter().map(|c| c.n_runs).collect::<Vec<_>>()))),
+        (
+            "n_runs",
+            Arc::new(Int64Array::from(
+                claims.iter().map(|c| c.n_runs).collect::<Vec<_>>(),
+            )),
+        ),
         ("details", s(&|c| &c.details)),
     ];
     RecordBatch::try_from_iter(cols).context("cannot build claim batch")
@@ -137,23 +164,47 @@ pub fn to_batch(claims: &[Claim]) -> Result<RecordBatch> {
 
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     b.column_by_name(name).with_context(|| {
-        let have: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
-        format!("claim table has no column `{name}` (have: {})", have.join(", "))
+        let have: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        format!(
+            "claim table has no column `{name}` (have: {})",
+            have.join(", ")
+        )
     })
 }
 
 fn strings(b: &RecordBatch, name: &str) -> Result<Vec<String>> {
     let a = arrow::compute::cast(col(b, name)?, &DataType::Utf8)
         .with_context(|| format!("claim column `{name}` must be text"))?;
-    let a = a.as_any().downcast_ref::<StringArray>().context("cast to Utf8")?;
-    Ok((0..a.len()).map(|i| if a.is_valid(i) { a.value(i).to_string() } else { String::new() }).collect())
+    let a = a
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .context("cast to Utf8")?;
+    Ok((0..a.len())
+        .map(|i| {
+            if a.is_valid(i) {
+                a.value(i).to_string()
+            } else {
+                String::new()
+            }
+        })
+        .collect())
 }
 
 fn floats(b: &RecordBatch, name: &str) -> Result<Vec<f64>> {
     let a = arrow::compute::cast(col(b, name)?, &DataType::Float64)
         .with_context(|| format!("claim column `{name}` must be numeric"))?;
-    let a = a.as_any().downcast_ref::<Float64Array>().context("cast to Float64")?;
-    Ok((0..a.len()).map(|i| if a.is_valid(i) { a.value(i) } else { f64::NAN }).collect())
+    let a = a
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .context("cast to Float64")?;
+    Ok((0..a.len())
+        .map(|i| if a.is_valid(i) { a.value(i) } else { f64::NAN })
+        .collect())
 }
 
 /// Claims from a batch written by any claim crate (numeric columns of any width are accepted;
@@ -187,8 +238,13 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<Claim>> {
                 high: high[i],
                 unit: unit[i].clone(),
                 profile: profile[i].clone(),
-                verdict: Verdict::parse(&verdict[i]).with_context(|| format!("claim `{}`", claim[i]))?,
-                n_runs: if n_runs[i].is_finite() { n_runs[i] as i64 } else { 0 },
+                verdict: Verdict::parse(&verdict[i])
+                    .with_context(|| format!("claim `{}`", claim[i]))?,
+                n_runs: if n_runs[i].is_finite() {
+                    n_runs[i] as i64
+                } else {
+                    0
+                },
                 details: details[i].clone(),
             })
         })
@@ -202,7 +258,8 @@ pub fn write(path: &Path, claims: &[Claim]) -> Result<()> {
 
 /// Read a claim artifact.
 pub fn read(path: &Path) -> Result<Vec<Claim>> {
-    from_batch(&icl_store::parquet::read_batch(path)?).with_context(|| format!("in {}", path.display()))
+    from_batch(&icl_store::parquet::read_batch(path)?)
+        .with_context(|| format!("in {}", path.display()))
 }
 
 /// Sort key for claim ids: letters, then the number (so C2 < C10), then the rest.
@@ -211,7 +268,11 @@ pub fn id_key(id: &str) -> (String, u64, String) {
     let rest = &id[letters.len()..];
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     let tail = rest[digits.len()..].to_string();
-    (letters.to_ascii_uppercase(), digits.parse().unwrap_or(u64::MAX), tail)
+    (
+        letters.to_ascii_uppercase(),
+        digits.parse().unwrap_or(u64::MAX),
+        tail,
+    )
 }
 
 #[cfg(test)]
@@ -239,15 +300,30 @@ mod tests {
     fn roundtrip_through_parquet() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.parquet");
-        let cs = vec![sample("C1", Verdict::Reproduced), sample("C2", Verdict::Not)];
+        let cs = vec![
+            sample("C1", Verdict::Reproduced),
+            sample("C2", Verdict::Not),
+        ];
         write(&p, &cs).unwrap();
         let back = read(&p).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].verdict, Verdict::Not);
         assert!(back[0].low.is_nan());
         let b = to_batch(&cs).unwrap();
-        assert_eq!(b.column_by_name("low").unwrap().null_count(), 2, "NaN is written as null");
-        assert_eq!(b.column_by_name("verdict").unwrap().as_any().downcast_ref::<StringArray>().unwrap().value(1), "not reproduced");
+        assert_eq!(
+            b.column_by_name("low").unwrap().null_count(),
+            2,
+            "NaN is written as null"
+        );
+        assert_eq!(
+            b.column_by_name("verdict")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(1),
+            "not reproduced"
+        );
         assert_eq!(back[0].high, 2.0);
         assert_eq!(back[0].details, cs[0].details);
         let schema = to_batch(&cs).unwrap().schema();

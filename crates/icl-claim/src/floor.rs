@@ -64,7 +64,11 @@ pub fn floors_json(ns: &[u64]) -> serde_json::Value {
     let mut ns = ns.to_vec();
     ns.sort_unstable();
     ns.dedup();
-    serde_json::Value::Array(ns.iter().map(|&n| serde_json::json!({"N": n, "floor": count_floor(n)})).collect())
+    serde_json::Value::Array(
+        ns.iter()
+            .map(|&n| serde_json::json!({"N": n, "floor": count_floor(n)}))
+            .collect(),
+    )
 }
 
 /// The check every accuracy-threshold claim carries: `threshold` (named `what`) against the
@@ -84,7 +88,10 @@ pub fn floor_check_each(what: &str, pairs: &[(f64, u64)]) -> Check {
     let mut ts: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     ts.sort_by(f64::total_cmp);
     ts.dedup();
-    let floors: Vec<String> = ns.iter().map(|&n| format!("N = {n}: {:.3}", count_floor(n))).collect();
+    let floors: Vec<String> = ns
+        .iter()
+        .map(|&n| format!("N = {n}: {:.3}", count_floor(n)))
+        .collect();
     Check {
         name: format!("{what}_clear_of_count_floor"),
         pass: !pairs.is_empty() && pairs.iter().all(|&(t, n)| clears_floor(t, n)),
@@ -110,8 +117,20 @@ mod tests {
 
     #[test]
     fn floor_matches_the_issue_table_and_a_direct_count() {
-        for (n, want) in [(4, 0.75), (8, 0.656), (16, 0.605), (24, 0.584), (32, 0.572), (64, 0.550), (100, 0.540)] {
-            assert!((count_floor(n) - want).abs() < 0.0015, "N = {n}: {} vs {want}", count_floor(n));
+        for (n, want) in [
+            (4, 0.75),
+            (8, 0.656),
+            (16, 0.605),
+            (24, 0.584),
+            (32, 0.572),
+            (64, 0.550),
+            (100, 0.540),
+        ] {
+            assert!(
+                (count_floor(n) - want).abs() < 0.0015,
+                "N = {n}: {} vs {want}",
+                count_floor(n)
+            );
         }
         // Exact at N = 8: P(Bin(6, 1/2) >= 3) = 42/64.
         assert!((count_floor(8) - 42.0 / 64.0).abs() < 1e-12);
@@ -123,7 +142,13 @@ mod tests {
         for bits in 0u32..(1 << others) {
             let m = bits.count_ones() as i32;
             let margin = m + 1 - (others as i32 - m);
-            right += if margin > 0 { 1.0 } else if margin == 0 { 0.5 } else { 0.0 };
+            right += if margin > 0 {
+                1.0
+            } else if margin == 0 {
+                0.5
+            } else {
+                0.0
+            };
         }
         assert!((count_floor(9) - right / f64::from(1u32 << others)).abs() < 1e-12);
         // Large N stays finite and tends to 1/2.
@@ -132,7 +157,12 @@ mod tests {
 
     #[test]
     fn rule_and_check() {
-        assert!(clears_floor(0.95, 8) && clears_floor(0.71, 8) && !clears_floor(0.6, 8) && !clears_floor(0.7, 8));
+        assert!(
+            clears_floor(0.95, 8)
+                && clears_floor(0.71, 8)
+                && !clears_floor(0.6, 8)
+                && !clears_floor(0.7, 8)
+        );
         assert!(clears_floor(0.6, 100) && !clears_floor(0.6, 16));
         let c = floor_check("plateau", 0.6, &[8, 8]);
         assert!(!c.pass && c.rule.contains("N = 8: 0.656"), "{}", c.rule);

@@ -153,24 +153,72 @@ fn convert(a: &dyn Array) -> Option<Col> {
     }
     let n = a.len();
     Some(match a.data_type() {
-        DataType::Int8 => Col::I((0..n).map(|i| opt(a, i, a.as_primitive::<adt::Int8Type>().value(i) as i64)).collect()),
-        DataType::Int16 => Col::I((0..n).map(|i| opt(a, i, a.as_primitive::<adt::Int16Type>().value(i) as i64)).collect()),
-        DataType::Int32 => Col::I((0..n).map(|i| opt(a, i, a.as_primitive::<adt::Int32Type>().value(i) as i64)).collect()),
-        DataType::Int64 => Col::I((0..n).map(|i| opt(a, i, a.as_primitive::<adt::Int64Type>().value(i))).collect()),
-        DataType::UInt8 => Col::U((0..n).map(|i| opt(a, i, a.as_primitive::<adt::UInt8Type>().value(i) as u64)).collect()),
-        DataType::UInt16 => Col::U((0..n).map(|i| opt(a, i, a.as_primitive::<adt::UInt16Type>().value(i) as u64)).collect()),
-        DataType::UInt32 => Col::U((0..n).map(|i| opt(a, i, a.as_primitive::<adt::UInt32Type>().value(i) as u64)).collect()),
-        DataType::UInt64 => Col::U((0..n).map(|i| opt(a, i, a.as_primitive::<adt::UInt64Type>().value(i))).collect()),
-        DataType::Float32 => Col::F((0..n).map(|i| opt(a, i, a.as_primitive::<adt::Float32Type>().value(i) as f64)).collect()),
-        DataType::Float64 => Col::F((0..n).map(|i| opt(a, i, a.as_primitive::<adt::Float64Type>().value(i))).collect()),
+        DataType::Int8 => Col::I(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::Int8Type>().value(i) as i64))
+                .collect(),
+        ),
+        DataType::Int16 => Col::I(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::Int16Type>().value(i) as i64))
+                .collect(),
+        ),
+        DataType::Int32 => Col::I(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::Int32Type>().value(i) as i64))
+                .collect(),
+        ),
+        DataType::Int64 => Col::I(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::Int64Type>().value(i)))
+                .collect(),
+        ),
+        DataType::UInt8 => Col::U(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::UInt8Type>().value(i) as u64))
+                .collect(),
+        ),
+        DataType::UInt16 => Col::U(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::UInt16Type>().value(i) as u64))
+                .collect(),
+        ),
+        DataType::UInt32 => Col::U(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::UInt32Type>().value(i) as u64))
+                .collect(),
+        ),
+        DataType::UInt64 => Col::U(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::UInt64Type>().value(i)))
+                .collect(),
+        ),
+        DataType::Float32 => Col::F(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::Float32Type>().value(i) as f64))
+                .collect(),
+        ),
+        DataType::Float64 => Col::F(
+            (0..n)
+                .map(|i| opt(a, i, a.as_primitive::<adt::Float64Type>().value(i)))
+                .collect(),
+        ),
         DataType::Boolean => Col::B((0..n).map(|i| opt(a, i, a.as_boolean().value(i))).collect()),
         DataType::Utf8 => {
             let s = a.as_string::<i32>();
-            Col::S((0..n).map(|i| a.is_valid(i).then(|| s.value(i).to_string())).collect())
+            Col::S(
+                (0..n)
+                    .map(|i| a.is_valid(i).then(|| s.value(i).to_string()))
+                    .collect(),
+            )
         }
         DataType::LargeUtf8 => {
             let s = a.as_string::<i64>();
-            Col::S((0..n).map(|i| a.is_valid(i).then(|| s.value(i).to_string())).collect())
+            Col::S(
+                (0..n)
+                    .map(|i| a.is_valid(i).then(|| s.value(i).to_string()))
+                    .collect(),
+            )
         }
         DataType::Null => Col::N(n),
         _ => return None,
@@ -185,7 +233,9 @@ pub fn stack_batches(batches: &[RecordBatch], source: bool) -> Result<DataFrame>
     let mut src: Vec<u32> = Vec::new();
     for (bi, b) in batches.iter().enumerate() {
         for (field, arr) in b.schema().fields().iter().zip(b.columns()) {
-            let Some(c) = convert(arr.as_ref()) else { continue };
+            let Some(c) = convert(arr.as_ref()) else {
+                continue;
+            };
             let name = field.name();
             match names.iter().position(|n| n == name) {
                 Some(k) => {
@@ -206,8 +256,11 @@ pub fn stack_batches(batches: &[RecordBatch], source: bool) -> Result<DataFrame>
             c.pad(rows);
         }
     }
-    let mut columns: Vec<Column> =
-        names.iter().zip(cols).map(|(n, c)| c.into_column(n)).collect();
+    let mut columns: Vec<Column> = names
+        .iter()
+        .zip(cols)
+        .map(|(n, c)| c.into_column(n))
+        .collect();
     if source {
         anyhow::ensure!(
             !names.iter().any(|n| n == SOURCE_COL),
@@ -254,7 +307,11 @@ pub fn budget_expr(df: &DataFrame) -> polars::prelude::Expr {
 
 /// Column names, for error messages.
 pub fn column_names(df: &DataFrame) -> String {
-    df.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    df.get_column_names()
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A column as f64 values (nulls as NaN), whatever its numeric type.
@@ -265,7 +322,10 @@ pub fn acquisition_threshold(df: &DataFrame) -> Result<f64> {
     if df.column("t_icl_threshold").is_err() {
         return Ok(0.95);
     }
-    let mut v: Vec<f64> = f64s(df, "t_icl_threshold")?.into_iter().filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = f64s(df, "t_icl_threshold")?
+        .into_iter()
+        .filter(|x| x.is_finite())
+        .collect();
     v.sort_by(f64::total_cmp);
     v.dedup();
     match v.as_slice() {
@@ -285,7 +345,10 @@ pub fn context_lengths(df: &DataFrame) -> Result<Vec<u64>> {
     let n = f64s(df, name)?;
     let mut out = Vec::new();
     for (i, v) in n.into_iter().enumerate() {
-        anyhow::ensure!(v.is_finite() && v >= 1.0 && v.fract() == 0.0, "summary {i}: N = {v} is not a positive integer");
+        anyhow::ensure!(
+            v.is_finite() && v >= 1.0 && v.fract() == 0.0,
+            "summary {i}: N = {v} is not a positive integer"
+        );
         out.push(v as u64);
     }
     out.sort_unstable();
@@ -298,7 +361,9 @@ pub fn f64s(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
     let c = df
         .column(name)
         .with_context(|| format!("missing column `{name}` (have: {})", column_names(df)))?;
-    let c = c.cast(&P::Float64).with_context(|| format!("column `{name}` is not numeric"))?;
+    let c = c
+        .cast(&P::Float64)
+        .with_context(|| format!("column `{name}` is not numeric"))?;
     Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
@@ -308,7 +373,9 @@ pub fn opt_f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
     let c = df
         .column(name)
         .with_context(|| format!("missing column `{name}` (have: {})", column_names(df)))?;
-    let c = c.cast(&P::Float64).with_context(|| format!("column `{name}` is not numeric"))?;
+    let c = c
+        .cast(&P::Float64)
+        .with_context(|| format!("column `{name}` is not numeric"))?;
     Ok(c.f64()?.iter().collect())
 }
 
@@ -317,7 +384,10 @@ pub fn bools(df: &DataFrame, name: &str) -> Result<Vec<Option<bool>>> {
     let c = df
         .column(name)
         .with_context(|| format!("missing column `{name}` (have: {})", column_names(df)))?;
-    Ok(c.bool().with_context(|| format!("column `{name}` is not boolean"))?.iter().collect())
+    Ok(c.bool()
+        .with_context(|| format!("column `{name}` is not boolean"))?
+        .iter()
+        .collect())
 }
 
 /// "seed S, K=K" labels from a stacked summary frame (whichever of the columns exist).
@@ -334,7 +404,11 @@ pub fn run_labels(df: &DataFrame) -> Result<Vec<String>> {
                 _ => parts.push(format!("run {}", i + 1)),
             }
             if let Some(k) = &k {
-                parts.push(if k[i].is_finite() { format!("K={}", k[i] as i64) } else { "K=inf".into() });
+                parts.push(if k[i].is_finite() {
+                    format!("K={}", k[i] as i64)
+                } else {
+                    "K=inf".into()
+                });
             }
             parts.join(", ")
         })
@@ -344,15 +418,26 @@ pub fn run_labels(df: &DataFrame) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, BooleanArray, Float32Array, Int64Array, StringArray, UInt64Array};
+    use arrow::array::{
+        ArrayRef, BooleanArray, Float32Array, Int64Array, StringArray, UInt64Array,
+    };
     use std::sync::Arc;
 
     #[test]
     fn stacks_with_union_and_promotion() {
         let a = RecordBatch::try_from_iter(vec![
-            ("K", Arc::new(Int64Array::from(vec![Some(10), None])) as ArrayRef),
-            ("acc", Arc::new(Float32Array::from(vec![0.5, 0.75])) as ArrayRef),
-            ("ok", Arc::new(BooleanArray::from(vec![true, false])) as ArrayRef),
+            (
+                "K",
+                Arc::new(Int64Array::from(vec![Some(10), None])) as ArrayRef,
+            ),
+            (
+                "acc",
+                Arc::new(Float32Array::from(vec![0.5, 0.75])) as ArrayRef,
+            ),
+            (
+                "ok",
+                Arc::new(BooleanArray::from(vec![true, false])) as ArrayRef,
+            ),
         ])
         .unwrap();
         let b = RecordBatch::try_from_iter(vec![
@@ -365,16 +450,33 @@ mod tests {
         assert_eq!(f64s(&df, "K").unwrap()[..1], [10.0]);
         assert!(f64s(&df, "K").unwrap()[1].is_nan());
         assert_eq!(f64s(&df, "K").unwrap()[2], 7.0);
-        assert_eq!(opt_f64s(&df, "acc").unwrap(), vec![Some(0.5), Some(0.75), None]);
-        assert_eq!(bools(&df, "ok").unwrap(), vec![Some(true), Some(false), None]);
+        assert_eq!(
+            opt_f64s(&df, "acc").unwrap(),
+            vec![Some(0.5), Some(0.75), None]
+        );
+        assert_eq!(
+            bools(&df, "ok").unwrap(),
+            vec![Some(true), Some(false), None]
+        );
         assert_eq!(f64s(&df, SOURCE_COL).unwrap(), vec![0.0, 0.0, 1.0]);
-        assert!(f64s(&df, "nope").unwrap_err().to_string().contains("have: K, acc, ok, name"));
+        assert!(f64s(&df, "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("have: K, acc, ok, name"));
     }
 
     #[test]
     fn incompatible_types_are_named() {
-        let a = RecordBatch::try_from_iter(vec![("x", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]).unwrap();
-        let b = RecordBatch::try_from_iter(vec![("x", Arc::new(StringArray::from(vec!["a"])) as ArrayRef)]).unwrap();
+        let a = RecordBatch::try_from_iter(vec![(
+            "x",
+            Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+        )])
+        .unwrap();
+        let b = RecordBatch::try_from_iter(vec![(
+            "x",
+            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+        )])
+        .unwrap();
         let e = stack_batches(&[a, b], false).unwrap_err().to_string();
         assert!(e.contains("`x`") && e.contains("string"), "{e}");
     }

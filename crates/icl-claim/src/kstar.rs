@@ -108,7 +108,6 @@ pub fn fit_kstar(points: &[Point], s: KstarSettings) -> KstarFit {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,12 +133,18 @@ mod tests {
     fn kstar_of_a_known_transition() {
         let f = fit_kstar(&sweep(1500.0, 3, 1), KstarSettings::default());
         assert!(f.valid, "{f:?}");
-        assert!((f.kstar.log10() - 1500f64.log10()).abs() < 0.03, "{}", f.kstar);
+        assert!(
+            (f.kstar.log10() - 1500f64.log10()).abs() < 0.03,
+            "{}",
+            f.kstar
+        );
     }
 
     #[test]
     fn no_transition_or_outside_range_is_invalid() {
-        let flat: Vec<Point> = (0..12).map(|i| (10f64.powf(2.0 + i as f64 / 6.0), 0.5)).collect();
+        let flat: Vec<Point> = (0..12)
+            .map(|i| (10f64.powf(2.0 + i as f64 / 6.0), 0.5))
+            .collect();
         assert!(!fit_kstar(&flat, KstarSettings::default()).valid);
         // Transition below the K range: every run is on the ICL plateau.
         let f = fit_kstar(&sweep(30.0, 2, 2), KstarSettings::default());

@@ -43,7 +43,10 @@ pub fn judge_each<F>(ns: &[u64], mut judge: F) -> Result<(Claim, Figure)>
 where
     F: FnMut(u64) -> Result<(Claim, Figure)>,
 {
-    let rungs = ns.iter().map(|&n| Ok((n, judge(n)?))).collect::<Result<Vec<_>>>()?;
+    let rungs = ns
+        .iter()
+        .map(|&n| Ok((n, judge(n)?)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(combine(rungs))
 }
 
@@ -105,20 +108,46 @@ pub fn combine(mut rungs: Vec<(u64, (Claim, Figure))>) -> (Claim, Figure) {
 fn trend_panel(unit: &str, rows: &[Value], by_n: &[(u64, Verdict)]) -> Panel {
     let get = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
     // A number spanning a decade or more (K*) reads on a log axis.
-    let vals: Vec<f64> = rows.iter().map(|r| get(r, "value")).filter(|v| v.is_finite()).collect();
-    let (lo, hi) = vals.iter().fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
-    let y = if lo > 0.0 && hi / lo >= 5.0 { Axis::log10(unit) } else { Axis::linear(unit) };
-    let mut p = Panel::new("trend with context length N", Axis::log10("context length N"), y);
+    let vals: Vec<f64> = rows
+        .iter()
+        .map(|r| get(r, "value"))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (lo, hi) = vals
+        .iter()
+        .fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let y = if lo > 0.0 && hi / lo >= 5.0 {
+        Axis::log10(unit)
+    } else {
+        Axis::linear(unit)
+    };
+    let mut p = Panel::new(
+        "trend with context length N",
+        Axis::log10("context length N"),
+        y,
+    );
     let bars: Vec<(f64, f64, f64, f64)> = rows
         .iter()
-        .filter(|r| get(r, "value").is_finite() && get(r, "low").is_finite() && get(r, "high").is_finite())
+        .filter(|r| {
+            get(r, "value").is_finite() && get(r, "low").is_finite() && get(r, "high").is_finite()
+        })
         .map(|r| (get(r, "N"), get(r, "value"), get(r, "low"), get(r, "high")))
         .collect();
     if !bars.is_empty() {
         p.push(Layer::error_bars(bars).color(color(0)));
     }
-    let verdicts = [Verdict::Reproduced, Verdict::Partly, Verdict::Not, Verdict::Inconclusive];
-    let markers = [Marker::Circle, Marker::Square, Marker::Cross, Marker::Triangle];
+    let verdicts = [
+        Verdict::Reproduced,
+        Verdict::Partly,
+        Verdict::Not,
+        Verdict::Inconclusive,
+    ];
+    let markers = [
+        Marker::Circle,
+        Marker::Square,
+        Marker::Cross,
+        Marker::Triangle,
+    ];
     for (i, v) in verdicts.iter().enumerate() {
         let pts: Vec<(f64, f64)> = rows
             .iter()
@@ -127,7 +156,13 @@ fn trend_panel(unit: &str, rows: &[Value], by_n: &[(u64, Verdict)]) -> Panel {
             .map(|(r, _)| (get(r, "N"), get(r, "value")))
             .collect();
         if !pts.is_empty() {
-            p.push(Layer::points(pts).color(color(i + 1)).marker(markers[i]).size(5).label(v.as_str()));
+            p.push(
+                Layer::points(pts)
+                    .color(color(i + 1))
+                    .marker(markers[i])
+                    .size(5)
+                    .label(v.as_str()),
+            );
         }
     }
     p.legend(Legend::UpperLeft)
@@ -172,7 +207,10 @@ mod tests {
         assert_eq!(out.verdict, Verdict::Reproduced);
         assert_eq!(out.n_runs, 90);
         let d: Value = serde_json::from_str(&out.details).unwrap();
-        assert_eq!(d["ladder"]["verdicts"], "not reproduced at N = 8; reproduced at N = 16, 32");
+        assert_eq!(
+            d["ladder"]["verdicts"],
+            "not reproduced at N = 8; reproduced at N = 16, 32"
+        );
         assert_eq!(d["ladder"]["rows"].as_array().unwrap().len(), 3);
         assert_eq!(d["ladder"]["rows"][0]["N"], 8);
         assert_eq!(fig.panels.len(), 1, "the trend panel");

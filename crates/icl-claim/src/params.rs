@@ -10,7 +10,9 @@ pub trait Validate {
 }
 
 /// Deserialize and validate `params` as `T`.
-pub fn check<T: DeserializeOwned + Validate>(params: &serde_json::Value) -> Result<T, Vec<ParamError>> {
+pub fn check<T: DeserializeOwned + Validate>(
+    params: &serde_json::Value,
+) -> Result<T, Vec<ParamError>> {
     let p: T = check_params(params)?;
     let errs = p.validate();
     if errs.is_empty() {
@@ -22,25 +24,40 @@ pub fn check<T: DeserializeOwned + Validate>(params: &serde_json::Value) -> Resu
 
 pub fn prob(errs: &mut Vec<ParamError>, key: &str, v: f64) {
     if !(v > 0.0 && v < 1.0) {
-        errs.push(ParamError::new(key, format!("must be strictly between 0 and 1 (got {v})")));
+        errs.push(ParamError::new(
+            key,
+            format!("must be strictly between 0 and 1 (got {v})"),
+        ));
     }
 }
 
 pub fn positive(errs: &mut Vec<ParamError>, key: &str, v: f64) {
     if !(v > 0.0 && v.is_finite()) {
-        errs.push(ParamError::new(key, format!("must be a positive number (got {v})")));
+        errs.push(ParamError::new(
+            key,
+            format!("must be a positive number (got {v})"),
+        ));
     }
 }
 
 pub fn check_common(errs: &mut Vec<ParamError>, c: &Common) {
     if c.profile.trim().is_empty() {
-        errs.push(ParamError::new("profile", "must be a non-empty profile name"));
+        errs.push(ParamError::new(
+            "profile",
+            "must be a non-empty profile name",
+        ));
     }
     if c.n_boot < 10 {
-        errs.push(ParamError::new("n_boot", format!("must be >= 10 (got {})", c.n_boot)));
+        errs.push(ParamError::new(
+            "n_boot",
+            format!("must be >= 10 (got {})", c.n_boot),
+        ));
     }
     if c.n_boot > 100_000 {
-        errs.push(ParamError::new("n_boot", format!("must be <= 100000 (got {})", c.n_boot)));
+        errs.push(ParamError::new(
+            "n_boot",
+            format!("must be <= 100000 (got {})", c.n_boot),
+        ));
     }
 }
 
@@ -57,7 +74,6 @@ pub trait HasCommon {
     fn common(&self) -> Common;
 }
 
-
 pub fn d_n_boot() -> usize {
     1000
 }
@@ -73,4 +89,3 @@ pub fn d_iwl_chance_max() -> f64 {
 pub fn d_paper_acquired() -> f64 {
     0.95
 }
-

@@ -25,7 +25,11 @@ pub fn unknown_command(c: &str, commands: &[&str]) -> String {
 pub fn params<T: serde::de::DeserializeOwned + Validate>(task: &TaskSpec) -> Result<T> {
     check::<T>(&task.params).map_err(|e| {
         let msgs: Vec<String> = e.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, msgs.join("; "))
+        anyhow::anyhow!(
+            "stage {}: invalid parameters: {}",
+            task.stage,
+            msgs.join("; ")
+        )
     })
 }
 
@@ -56,9 +60,16 @@ pub fn run_claim(
             OUTPUTS.join(", ")
         );
     }
-    ensure!(task.outputs.iter().any(|o| o == "claim"), "stage {}: declare output `claim`", task.stage);
+    ensure!(
+        task.outputs.iter().any(|o| o == "claim"),
+        "stage {}: declare output `claim`",
+        task.stage
+    );
     let (c, figure) = analyze(task)?;
-    claim::write(&task.output_path("claim", "parquet"), std::slice::from_ref(&c))?;
+    claim::write(
+        &task.output_path("claim", "parquet"),
+        std::slice::from_ref(&c),
+    )?;
     if task.outputs.iter().any(|o| o == "figure_png") {
         figure.save_png(&task.output_path("figure_png", "png"))?;
     }

@@ -31,13 +31,21 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 /// (q90 = q50 exactly); this one is the quantile of the piecewise-linear CDF instead. With all
 /// widths 0 it is the lower empirical quantile.
 pub fn quantile_interval_censored(t: &[f64], width: &[f64], q: f64) -> f64 {
-    let items: Vec<(f64, f64)> =
-        t.iter().zip(width).filter(|(t, _)| !t.is_nan()).map(|(&t, &w)| (t, w.max(0.0))).collect();
+    let items: Vec<(f64, f64)> = t
+        .iter()
+        .zip(width)
+        .filter(|(t, _)| !t.is_nan())
+        .map(|(&t, &w)| (t, w.max(0.0)))
+        .collect();
     let n = items.len();
     if n == 0 {
         return f64::NAN;
     }
-    let finite: Vec<(f64, f64)> = items.iter().copied().filter(|(t, _)| t.is_finite()).collect();
+    let finite: Vec<(f64, f64)> = items
+        .iter()
+        .copied()
+        .filter(|(t, _)| t.is_finite())
+        .collect();
     let q = q.clamp(0.0, 1.0);
     if finite.is_empty() || q * n as f64 > finite.len() as f64 {
         return f64::INFINITY;
@@ -45,12 +53,26 @@ pub fn quantile_interval_censored(t: &[f64], width: &[f64], q: f64) -> f64 {
     let cdf = |x: f64| -> f64 {
         finite
             .iter()
-            .map(|&(t, w)| if w > 0.0 { ((x - (t - w)) / w).clamp(0.0, 1.0) } else if x >= t { 1.0 } else { 0.0 })
+            .map(|&(t, w)| {
+                if w > 0.0 {
+                    ((x - (t - w)) / w).clamp(0.0, 1.0)
+                } else if x >= t {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
             .sum::<f64>()
             / n as f64
     };
-    let mut lo = finite.iter().map(|(t, w)| t - w).fold(f64::INFINITY, f64::min);
-    let mut hi = finite.iter().map(|(t, _)| *t).fold(f64::NEG_INFINITY, f64::max);
+    let mut lo = finite
+        .iter()
+        .map(|(t, w)| t - w)
+        .fold(f64::INFINITY, f64::min);
+    let mut hi = finite
+        .iter()
+        .map(|(t, _)| *t)
+        .fold(f64::NEG_INFINITY, f64::max);
     // Bisection for the smallest x with F(x) >= q (F is monotone; 200 halvings reach f64
     // resolution on any range).
     for _ in 0..200 {
@@ -151,7 +173,11 @@ pub struct LinFit {
 
 /// The (x, y) pairs where both are finite, in order: what every fit here runs on.
 pub fn finite_pairs(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
-    x.iter().zip(y).map(|(&a, &b)| (a, b)).filter(|(a, b)| a.is_finite() && b.is_finite()).collect()
+    x.iter()
+        .zip(y)
+        .map(|(&a, &b)| (a, b))
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .collect()
 }
 
 /// Least-squares line through finite (x, y) pairs; `None` below two distinct x values.
@@ -171,9 +197,17 @@ pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<LinFit> {
     }
     let slope = sxy / sxx;
     let intercept = my - slope * mx;
-    let sse: f64 = pts.iter().map(|p| (p.1 - slope * p.0 - intercept).powi(2)).sum();
+    let sse: f64 = pts
+        .iter()
+        .map(|p| (p.1 - slope * p.0 - intercept).powi(2))
+        .sum();
     let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 1.0 };
-    Some(LinFit { slope, intercept, r2, n })
+    Some(LinFit {
+        slope,
+        intercept,
+        r2,
+        n,
+    })
 }
 
 /// Weighted least squares line (weights w_i = 1 / sigma_i^2) and its chi-squared,
@@ -194,9 +228,16 @@ pub fn weighted_line_chi2(x: &[f64], y: &[f64], sigma: &[f64]) -> Option<(f64, f
     if sxx <= 0.0 {
         return None;
     }
-    let slope = pts.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+    let slope = pts
+        .iter()
+        .map(|p| p.2 * (p.0 - mx) * (p.1 - my))
+        .sum::<f64>()
+        / sxx;
     let intercept = my - slope * mx;
-    let chi2 = pts.iter().map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2)).sum();
+    let chi2 = pts
+        .iter()
+        .map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2))
+        .sum();
     Some((slope, intercept, chi2))
 }
 
@@ -426,9 +467,15 @@ mod tests {
         assert!((q50 - (50.0 + 50.0 * 0.3 / 0.8)).abs() < 1e-6, "{q50}");
         assert!((q90 - (50.0 + 50.0 * 0.7 / 0.8)).abs() < 1e-6, "{q90}");
         // Censored runs: a quantile above the acquired fraction is +inf.
-        assert_eq!(quantile_interval_censored(&[1.0, f64::INFINITY], &[1.0, 1.0], 0.9), f64::INFINITY);
+        assert_eq!(
+            quantile_interval_censored(&[1.0, f64::INFINITY], &[1.0, 1.0], 0.9),
+            f64::INFINITY
+        );
         // Zero widths: the lower empirical quantile.
-        assert_eq!(quantile_interval_censored(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], 0.5), 2.0);
+        assert_eq!(
+            quantile_interval_censored(&[1.0, 2.0, 3.0, 4.0], &[0.0; 4], 0.5),
+            2.0
+        );
     }
 
     #[test]
@@ -436,8 +483,16 @@ mod tests {
         // pandas' adjusted estimators: pd.Series([1,2,3,4,10]).skew() = 1.69706 (= 1.2 sqrt 2),
         // .kurt() = 3.152
         let v = [1.0, 2.0, 3.0, 4.0, 10.0];
-        assert!((skewness(&v) - 1.2 * 2f64.sqrt()).abs() < 1e-9, "{}", skewness(&v));
-        assert!((excess_kurtosis(&v) - 3.152).abs() < 1e-9, "{}", excess_kurtosis(&v));
+        assert!(
+            (skewness(&v) - 1.2 * 2f64.sqrt()).abs() < 1e-9,
+            "{}",
+            skewness(&v)
+        );
+        assert!(
+            (excess_kurtosis(&v) - 3.152).abs() < 1e-9,
+            "{}",
+            excess_kurtosis(&v)
+        );
         assert!(skewness(&[1.0, 2.0, 3.0]).abs() < 1e-12);
         assert!((std(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) - 2.138_09).abs() < 1e-4);
     }
@@ -470,11 +525,17 @@ mod tests {
         assert!((f.r2 - 0.64).abs() < 1e-12);
         assert!(linear_fit(&[1.0, 1.0], &[2.0, 3.0]).is_none());
         // Weighted: equal weights reduce to OLS; chi2 = SSE / sigma^2.
-        let (b, a, c) = weighted_line_chi2(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0, 3.0, 2.0, 5.0, 4.0], &[0.5; 5]).unwrap();
+        let (b, a, c) = weighted_line_chi2(
+            &[1.0, 2.0, 3.0, 4.0, 5.0],
+            &[1.0, 3.0, 2.0, 5.0, 4.0],
+            &[0.5; 5],
+        )
+        .unwrap();
         assert!((b - 0.8).abs() < 1e-12 && (a - 0.6).abs() < 1e-12);
         assert!((c - 3.6 / 0.25).abs() < 1e-9, "chi2 {c}");
         // A point with a huge error barely moves the line.
-        let (b, _, _) = weighted_line_chi2(&[0.0, 1.0, 2.0], &[0.0, 1.0, 100.0], &[1.0, 1.0, 1e6]).unwrap();
+        let (b, _, _) =
+            weighted_line_chi2(&[0.0, 1.0, 2.0], &[0.0, 1.0, 100.0], &[1.0, 1.0, 1e6]).unwrap();
         assert!((b - 1.0).abs() < 1e-6);
     }
 
@@ -491,7 +552,10 @@ mod tests {
         }
         let expected = (std::f64::consts::PI / 2.0).sqrt() / (n as f64).sqrt();
         let got = mean(&ses);
-        assert!((got - expected).abs() / expected < 0.1, "{got} vs {expected}");
+        assert!(
+            (got - expected).abs() / expected < 0.1,
+            "{got} vs {expected}"
+        );
         assert!(median_se(&[1.0, 2.0, 3.0]).is_nan());
     }
 
@@ -509,7 +573,10 @@ mod tests {
     fn wilson_known_values() {
         // 8/20 at 95%: [0.2188, 0.6134]
         let (lo, hi) = wilson(8, 20, 1.96);
-        assert!((lo - 0.2188).abs() < 1e-3 && (hi - 0.6134).abs() < 1e-3, "{lo} {hi}");
+        assert!(
+            (lo - 0.2188).abs() < 1e-3 && (hi - 0.6134).abs() < 1e-3,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson(0, 10, 1.96);
         assert_eq!(lo, 0.0);
         assert!(hi > 0.2 && hi < 0.35);

@@ -9,8 +9,8 @@
 
 use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{column_names, f64s};
-use crate::params::C1Params;
 use crate::kstar::{fit_kstar, KstarSettings};
+use crate::params::C1Params;
 use crate::sigmoid::SigmoidFit;
 use crate::stats::{bootstrap, finite, percentile_interval};
 use anyhow::{ensure, Result};
@@ -38,7 +38,6 @@ pub struct KStats {
     pub iwl_max: f64,
 }
 
-
 #[derive(Debug, Clone)]
 pub struct C1Analysis {
     pub per_k: Vec<KStats>,
@@ -58,14 +57,30 @@ pub struct C1Analysis {
 /// Per-K aggregates through polars: count, mean, std, min, max of both accuracies.
 pub fn per_k_stats(df: &DataFrame) -> Result<Vec<KStats>> {
     for c in ["K", "final_icl_acc", "final_iwl_acc"] {
-        ensure!(df.column(c).is_ok(), "summaries lack column `{c}` (have: {})", column_names(df));
+        ensure!(
+            df.column(c).is_ok(),
+            "summaries lack column `{c}` (have: {})",
+            column_names(df)
+        );
     }
     let acc = |name: &str, pre: &str| -> Vec<Expr> {
         vec![
-            col(name).cast(DataType::Float64).mean().alias(format!("{pre}_mean")),
-            col(name).cast(DataType::Float64).std(1).alias(format!("{pre}_std")),
-            col(name).cast(DataType::Float64).min().alias(format!("{pre}_min")),
-            col(name).cast(DataType::Float64).max().alias(format!("{pre}_max")),
+            col(name)
+                .cast(DataType::Float64)
+                .mean()
+                .alias(format!("{pre}_mean")),
+            col(name)
+                .cast(DataType::Float64)
+                .std(1)
+                .alias(format!("{pre}_std")),
+            col(name)
+                .cast(DataType::Float64)
+                .min()
+                .alias(format!("{pre}_min")),
+            col(name)
+                .cast(DataType::Float64)
+                .max()
+                .alias(format!("{pre}_max")),
         ]
     };
     let mut aggs = vec![len().alias("n")];
@@ -84,8 +99,18 @@ pub fn per_k_stats(df: &DataFrame) -> Result<Vec<KStats>> {
     let k = f64s(&out, "K")?;
     let n = f64s(&out, "n")?;
     let get = |c: &str| f64s(&out, c);
-    let (im, is, imin, imax) = (get("icl_mean")?, get("icl_std")?, get("icl_min")?, get("icl_max")?);
-    let (wm, ws, wmin, wmax) = (get("iwl_mean")?, get("iwl_std")?, get("iwl_min")?, get("iwl_max")?);
+    let (im, is, imin, imax) = (
+        get("icl_mean")?,
+        get("icl_std")?,
+        get("icl_min")?,
+        get("icl_max")?,
+    );
+    let (wm, ws, wmin, wmax) = (
+        get("iwl_mean")?,
+        get("iwl_std")?,
+        get("iwl_min")?,
+        get("iwl_max")?,
+    );
     Ok((0..out.height())
         .map(|i| KStats {
             k: k[i] as i64,
@@ -115,7 +140,9 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
 
     // The ICL thresholds must tell copying from counting at the runs' N (crate::floor).
     let ns = crate::frame::context_lengths(df)?;
-    let icl_low_max = p.icl_low_max.unwrap_or(crate::floor::highest_floor(&ns) + crate::floor::FLOOR_MARGIN);
+    let icl_low_max = p
+        .icl_low_max
+        .unwrap_or(crate::floor::highest_floor(&ns) + crate::floor::FLOOR_MARGIN);
     let mut checks = Vec::new();
     let (first, last) = (per_k.first(), per_k.last());
     let enough = per_k.len() >= 3 && runs.len() >= 4;
@@ -127,7 +154,9 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
     });
 
     // The four end-point rules.
-    let end = |v: Option<f64>, pass: fn(f64, f64) -> bool, thr: f64| v.map(|x| pass(x, thr)).unwrap_or(false);
+    let end = |v: Option<f64>, pass: fn(f64, f64) -> bool, thr: f64| {
+        v.map(|x| pass(x, thr)).unwrap_or(false)
+    };
     let icl_small = first.map(|s| s.icl_mean);
     let icl_large = last.map(|s| s.icl_mean);
     let iwl_small = first.map(|s| s.iwl_mean);
@@ -141,7 +170,11 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         rule: format!(
             "mean ICL accuracy at the smallest K < {:.3} (no better than counting: {})",
             icl_low_max,
-            if p.icl_low_max.is_some() { "set in the pipeline" } else { "the count floor + 0.05" }
+            if p.icl_low_max.is_some() {
+                "set in the pipeline"
+            } else {
+                "the count floor + 0.05"
+            }
         ),
     });
     checks.push(Check {
@@ -165,7 +198,11 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
 
     // K* by the one definition (crate::kstar): the sigmoid in log10 K, midpoint inside the
     // swept K range, rise >= min_rise.
-    let settings = KstarSettings { min_rise: p.min_rise, a_max: p.a_max, ..KstarSettings::default() };
+    let settings = KstarSettings {
+        min_rise: p.min_rise,
+        a_max: p.a_max,
+        ..KstarSettings::default()
+    };
     let points: Vec<(f64, f64)> = runs.iter().map(|r| (r.0, r.1)).collect();
     let kf = enough.then(|| fit_kstar(&points, settings));
     let fit = kf.as_ref().and_then(|k| k.fit);
@@ -177,13 +214,21 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         // Bootstrap over seeds: resample runs within each K, refit, keep the valid K*.
         let groups: Vec<Vec<f64>> = per_k
             .iter()
-            .map(|s| runs.iter().filter(|r| r.0 as i64 == s.k).map(|r| r.1).collect())
+            .map(|s| {
+                runs.iter()
+                    .filter(|r| r.0 as i64 == s.k)
+                    .map(|r| r.1)
+                    .collect()
+            })
             .collect();
         let gk: Vec<f64> = per_k.iter().map(|s| s.k as f64).collect();
         let gk = &gk;
         let draws = bootstrap(&groups, p.n_boot, p.bootstrap_seed, |g| {
-            let pts: Vec<(f64, f64)> =
-                g.iter().enumerate().flat_map(|(gi, vals)| vals.iter().map(move |&v| (gk[gi], v))).collect();
+            let pts: Vec<(f64, f64)> = g
+                .iter()
+                .enumerate()
+                .flat_map(|(gi, vals)| vals.iter().map(move |&v| (gk[gi], v)))
+                .collect();
             let f = fit_kstar(&pts, settings);
             f.valid.then(|| f.kstar.log10())
         });
@@ -210,7 +255,10 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
         name: "narrow_transition".into(),
         pass: fit_ok && width <= p.max_width_decades,
         value: finite(width),
-        rule: format!("10%-90% rise width 2 ln 9 / a <= {} decades of K", p.max_width_decades),
+        rule: format!(
+            "10%-90% rise width 2 ln 9 / a <= {} decades of K",
+            p.max_width_decades
+        ),
     });
     let floor_low = crate::floor::floor_check("no_ICL", icl_low_max, &ns);
     let floor_high = crate::floor::floor_check("ICL_acquired", p.icl_high_min, &ns);
@@ -273,39 +321,82 @@ impl C1Analysis {
     }
 
     pub fn figure(&self, profile: &str) -> Figure {
-        let ymin = self.runs.iter().flat_map(|r| [r.1, r.2]).filter(|v| v.is_finite()).fold(0.3f64, f64::min);
+        let ymin = self
+            .runs
+            .iter()
+            .flat_map(|r| [r.1, r.2])
+            .filter(|v| v.is_finite())
+            .fold(0.3f64, f64::min);
         let kmin = self.per_k.first().map(|s| s.k as f64).unwrap_or(1.0);
         let kmax = self.per_k.last().map(|s| s.k as f64).unwrap_or(10.0);
         let xr = (kmin / 1.5, kmax * 1.5);
         let mut panels = Vec::new();
         for (title, which, ylabel) in [
-            ("(b) ICL accuracy vs K", 1usize, "final ICL accuracy (novel items)"),
-            ("(c) IWL accuracy vs K", 2usize, "final IWL accuracy (training items)"),
+            (
+                "(b) ICL accuracy vs K",
+                1usize,
+                "final ICL accuracy (novel items)",
+            ),
+            (
+                "(c) IWL accuracy vs K",
+                2usize,
+                "final IWL accuracy (training items)",
+            ),
         ] {
             let c = color(if which == 1 { 3 } else { 0 });
-            let mut panel = Panel::new(title, Axis::log10("K (training items)").range(xr.0, xr.1), Axis::linear(ylabel).range(ymin - 0.02, 1.03))
-                .legend(if which == 1 { Legend::LowerRight } else { Legend::UpperRight });
+            let mut panel = Panel::new(
+                title,
+                Axis::log10("K (training items)").range(xr.0, xr.1),
+                Axis::linear(ylabel).range(ymin - 0.02, 1.03),
+            )
+            .legend(if which == 1 {
+                Legend::LowerRight
+            } else {
+                Legend::UpperRight
+            });
             if self.k_star_low.is_finite() && self.k_star_high.is_finite() {
                 panel.push(
-                    Layer::band(vec![(self.k_star_low, ymin - 0.02, 1.03), (self.k_star_high, ymin - 0.02, 1.03)])
-                        .color(GREY)
-                        .opacity(0.15)
-                        .label("K* 95% interval"),
+                    Layer::band(vec![
+                        (self.k_star_low, ymin - 0.02, 1.03),
+                        (self.k_star_high, ymin - 0.02, 1.03),
+                    ])
+                    .color(GREY)
+                    .opacity(0.15)
+                    .label("K* 95% interval"),
                 );
             }
             panel.push(Layer::hline(0.5).color(GREY).dashed().label("chance"));
-            let pts: Vec<(f64, f64)> = self.runs.iter().map(|r| (r.0, if which == 1 { r.1 } else { r.2 })).collect();
-            panel.push(Layer::points(pts).color(c).hollow().size(3).label("runs (seeds)"));
+            let pts: Vec<(f64, f64)> = self
+                .runs
+                .iter()
+                .map(|r| (r.0, if which == 1 { r.1 } else { r.2 }))
+                .collect();
+            panel.push(
+                Layer::points(pts)
+                    .color(c)
+                    .hollow()
+                    .size(3)
+                    .label("runs (seeds)"),
+            );
             let bars: Vec<(f64, f64, f64, f64)> = self
                 .per_k
                 .iter()
                 .map(|s| {
-                    let (m, sd) = if which == 1 { (s.icl_mean, s.icl_std) } else { (s.iwl_mean, s.iwl_std) };
+                    let (m, sd) = if which == 1 {
+                        (s.icl_mean, s.icl_std)
+                    } else {
+                        (s.iwl_mean, s.iwl_std)
+                    };
                     let sd = if sd.is_finite() { sd } else { 0.0 };
                     (s.k as f64, m, m - sd, m + sd)
                 })
                 .collect();
-            panel.push(Layer::error_bars(bars).color(BLACKISH).marker(Marker::Square).label("mean +- sd"));
+            panel.push(
+                Layer::error_bars(bars)
+                    .color(BLACKISH)
+                    .marker(Marker::Square)
+                    .label("mean +- sd"),
+            );
             if which == 1 {
                 if let Some(s) = &self.fit {
                     let (a, b) = (xr.0.log10(), xr.1.log10());
@@ -323,12 +414,18 @@ impl C1Analysis {
                     Layer::vline(self.k_star)
                         .color(BLACKISH)
                         .dashed()
-                        .label(format!("K* = {}", icl_plot::format_number(self.k_star.round()))),
+                        .label(format!(
+                            "K* = {}",
+                            icl_plot::format_number(self.k_star.round())
+                        )),
                 );
             }
             panels.push(panel);
         }
-        let mut fig = Figure::new(format!("C1 (Fig 2b,c): transition from IWL to ICL with K [{profile}; verdict: {}]", self.verdict.as_str()));
+        let mut fig = Figure::new(format!(
+            "C1 (Fig 2b,c): transition from IWL to ICL with K [{profile}; verdict: {}]",
+            self.verdict.as_str()
+        ));
         for p in panels {
             fig = fig.panel(p);
         }

@@ -35,16 +35,27 @@ impl Curve {
     /// From a `curve` artifact frame: sorted by iteration through polars.
     pub fn from_frame(df: &DataFrame, label: String) -> Result<Self> {
         for c in ["iteration", "icl_acc"] {
-            ensure!(df.column(c).is_ok(), "curve lacks column `{c}` (have: {})", column_names(df));
+            ensure!(
+                df.column(c).is_ok(),
+                "curve lacks column `{c}` (have: {})",
+                column_names(df)
+            );
         }
         let sorted = df
             .clone()
             .lazy()
-            .select([col("iteration").cast(DataType::Float64), col("icl_acc").cast(DataType::Float64)])
+            .select([
+                col("iteration").cast(DataType::Float64),
+                col("icl_acc").cast(DataType::Float64),
+            ])
             .filter(col("icl_acc").is_not_null())
             .sort(["iteration"], SortMultipleOptions::default())
             .collect()?;
-        Ok(Self { label, iteration: f64s(&sorted, "iteration")?, icl_acc: f64s(&sorted, "icl_acc")? })
+        Ok(Self {
+            label,
+            iteration: f64s(&sorted, "iteration")?,
+            icl_acc: f64s(&sorted, "icl_acc")?,
+        })
     }
 }
 
@@ -71,11 +82,20 @@ pub fn crossing(t: &[f64], y: &[f64], thr: f64) -> Option<f64> {
         return Some(t[0]);
     }
     let (t0, t1, y0, y1) = (t[i - 1], t[i], y[i - 1], y[i]);
-    Some(if y1 > y0 { t0 + (thr - y0) / (y1 - y0) * (t1 - t0) } else { t1 })
+    Some(if y1 > y0 {
+        t0 + (thr - y0) / (y1 - y0) * (t1 - t0)
+    } else {
+        t1
+    })
 }
 
 pub fn abruptness(c: &Curve, plateau_threshold: f64, acquired_threshold: f64) -> RunAbruptness {
-    let dts: Vec<f64> = c.iteration.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).collect();
+    let dts: Vec<f64> = c
+        .iteration
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .collect();
     let eval_interval = if dts.is_empty() { 1.0 } else { median(&dts) };
     let t_lo = crossing(&c.iteration, &c.icl_acc, plateau_threshold);
     let t_hi = crossing(&c.iteration, &c.icl_acc, acquired_threshold);
@@ -98,7 +118,6 @@ pub fn abruptness(c: &Curve, plateau_threshold: f64, acquired_threshold: f64) ->
     }
 }
 
-
 #[derive(Debug, Clone)]
 pub struct C2Analysis {
     pub curves: Vec<Curve>,
@@ -119,15 +138,24 @@ pub struct C2Analysis {
 /// plateau threshold must clear.
 pub fn analyze(curves: Vec<Curve>, ns: &[u64], p: &C2Params) -> Result<C2Analysis> {
     ensure!(!curves.is_empty(), "no learning curves given");
-    let plateau_threshold = p.plateau_threshold.unwrap_or(crate::floor::highest_floor(ns) + crate::floor::FLOOR_MARGIN);
-    let runs: Vec<RunAbruptness> =
-        curves.iter().map(|c| abruptness(c, plateau_threshold, p.acquired_threshold)).collect();
+    let plateau_threshold = p
+        .plateau_threshold
+        .unwrap_or(crate::floor::highest_floor(ns) + crate::floor::FLOOR_MARGIN);
+    let runs: Vec<RunAbruptness> = curves
+        .iter()
+        .map(|c| abruptness(c, plateau_threshold, p.acquired_threshold))
+        .collect();
     let ratios: Vec<f64> = runs.iter().filter_map(|r| r.ratio).collect();
     let acquired_frac = ratios.len() as f64 / runs.len() as f64;
     let median_ratio = median(&ratios);
     let (mut lo, mut hi) = (f64::NAN, f64::NAN);
     if ratios.len() >= 2 {
-        let draws = bootstrap(std::slice::from_ref(&ratios), p.n_boot, p.bootstrap_seed, |g| Some(median(&g[0])));
+        let draws = bootstrap(
+            std::slice::from_ref(&ratios),
+            p.n_boot,
+            p.bootstrap_seed,
+            |g| Some(median(&g[0])),
+        );
         (lo, hi) = percentile_interval(&draws, 0.95);
     }
     let checks = vec![
@@ -213,7 +241,12 @@ impl C2Analysis {
         curves.push(Layer::hline(self.plateau_threshold).color(GREY).dashed());
         curves.push(Layer::hline(p.acquired_threshold).color(GREY).dashed());
         for (i, c) in self.curves.iter().take(p.max_curves).enumerate() {
-            let pts: Vec<(f64, f64)> = c.iteration.iter().copied().zip(c.icl_acc.iter().copied()).collect();
+            let pts: Vec<(f64, f64)> = c
+                .iteration
+                .iter()
+                .copied()
+                .zip(c.icl_acc.iter().copied())
+                .collect();
             curves.push(Layer::line(pts).color(color(i)).label(c.label.clone()));
         }
         let marks: Vec<(f64, f64)> = self
@@ -222,7 +255,13 @@ impl C2Analysis {
             .take(p.max_curves)
             .filter_map(|r| r.t_acquired.map(|t| (t, p.acquired_threshold)))
             .collect();
-        curves.push(Layer::points(marks).color(DARK).marker(Marker::Triangle).size(4).label("acquired"));
+        curves.push(
+            Layer::points(marks)
+                .color(DARK)
+                .marker(Marker::Triangle)
+                .size(4)
+                .label("acquired"),
+        );
 
         let mut ratio = Panel::new(
             "plateau / rise per run",
@@ -230,7 +269,12 @@ impl C2Analysis {
             Axis::log10("plateau / rise (ratio of iterations)"),
         )
         .legend(Legend::UpperRight);
-        ratio.push(Layer::hline(p.min_ratio).color(color(3)).dashed().label(format!("abrupt: ratio >= {}", p.min_ratio)));
+        ratio.push(
+            Layer::hline(p.min_ratio)
+                .color(color(3))
+                .dashed()
+                .label(format!("abrupt: ratio >= {}", p.min_ratio)),
+        );
         ratio.push(Layer::hline(1.0).color(GREY).dashed().label("ratio = 1"));
         let pts: Vec<(f64, f64)> = self
             .runs
@@ -238,9 +282,21 @@ impl C2Analysis {
             .enumerate()
             .filter_map(|(i, r)| r.ratio.map(|v| ((i + 1) as f64, v)))
             .collect();
-        ratio.push(Layer::points(pts).color(color(0)).size(5).label("runs that acquire"));
+        ratio.push(
+            Layer::points(pts)
+                .color(color(0))
+                .size(5)
+                .label("runs that acquire"),
+        );
         if self.median_ratio.is_finite() {
-            ratio.push(Layer::hline(self.median_ratio).color(color(0)).label(format!("median = {}", icl_plot::format_number(self.median_ratio))));
+            ratio.push(
+                Layer::hline(self.median_ratio)
+                    .color(color(0))
+                    .label(format!(
+                        "median = {}",
+                        icl_plot::format_number(self.median_ratio)
+                    )),
+            );
         }
         Figure::new(format!(
             "C2 (Fig 2d): abrupt ICL acquisition above K* [{}; verdict: {}]",

@@ -46,7 +46,6 @@ pub struct NStats {
     pub skewness: Option<f64>,
 }
 
-
 #[derive(Debug, Clone)]
 pub struct C7Analysis {
     pub n_column: String,
@@ -96,7 +95,11 @@ fn tail_ratio(t: &[f64], width: &[f64]) -> f64 {
 
 fn pick_n_column(df: &DataFrame, p: &C7Params) -> Result<String> {
     if let Some(c) = &p.n_column {
-        ensure!(df.column(c).is_ok(), "n_column `{c}` is not a summary column (have: {})", column_names(df));
+        ensure!(
+            df.column(c).is_ok(),
+            "n_column `{c}` is not a summary column (have: {})",
+            column_names(df)
+        );
         return Ok(c.clone());
     }
     for c in ["N", "len_context"] {
@@ -104,12 +107,19 @@ fn pick_n_column(df: &DataFrame, p: &C7Params) -> Result<String> {
             return Ok(c.to_string());
         }
     }
-    bail!("summaries have no context-length column N or len_context (set n_column; have: {})", column_names(df))
+    bail!(
+        "summaries have no context-length column N or len_context (set n_column; have: {})",
+        column_names(df)
+    )
 }
 
 pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     let ncol = pick_n_column(df, p)?;
-    ensure!(df.column("t_icl").is_ok(), "summaries lack column `t_icl` (have: {})", column_names(df));
+    ensure!(
+        df.column("t_icl").is_ok(),
+        "summaries lack column `t_icl` (have: {})",
+        column_names(df)
+    );
     // Per-N run counts and training budget through polars; quantiles need the censoring
     // logic below, so they are computed per run.
     let budget_expr = crate::frame::budget_expr(df).max();
@@ -118,10 +128,7 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
         .lazy()
         .filter(col(ncol.as_str()).is_not_null())
         .group_by_stable([col(ncol.as_str()).cast(DataType::Float64).alias("N")])
-        .agg([
-            len().alias("runs"),
-            budget_expr.alias("budget"),
-        ])
+        .agg([len().alias("runs"), budget_expr.alias("budget")])
         .sort(["N"], SortMultipleOptions::default())
         .collect()
         .map_err(|e| anyhow::anyhow!("per-N aggregation failed: {e}"))?;
@@ -132,13 +139,20 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     let n_run = f64s(df, &ncol)?;
     let t_run = opt_f64s(df, "t_icl")?;
     let acq_run: Vec<bool> = if df.column("acquired").is_ok() {
-        bools(df, "acquired")?.into_iter().map(|b| b.unwrap_or(false)).collect()
+        bools(df, "acquired")?
+            .into_iter()
+            .map(|b| b.unwrap_or(false))
+            .collect()
     } else {
         t_run.iter().map(|t| t.is_some()).collect()
     };
     // Evaluation interval: t_icl is the first evaluation above threshold, so acquisition
     // happened within the interval before it (0 = unknown: no smoothing).
-    let eval_run = if df.column("eval_every").is_ok() { f64s(df, "eval_every")? } else { vec![0.0; n_run.len()] };
+    let eval_run = if df.column("eval_every").is_ok() {
+        f64s(df, "eval_every")?
+    } else {
+        vec![0.0; n_run.len()]
+    };
     let mut samples = Vec::new();
     let mut widths = Vec::new();
     let mut per_n = Vec::new();
@@ -158,7 +172,11 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
         t.sort_by(f64::total_cmp);
         let acq: Vec<f64> = t.iter().copied().filter(|v| v.is_finite()).collect();
         let med_acq = median(&acq);
-        let mean_acq = if acq.is_empty() { f64::NAN } else { acq.iter().sum::<f64>() / acq.len() as f64 };
+        let mean_acq = if acq.is_empty() {
+            f64::NAN
+        } else {
+            acq.iter().sum::<f64>() / acq.len() as f64
+        };
         per_n.push(NStats {
             n_ctx: nv,
             runs: t.len(),
@@ -179,7 +197,10 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     }
 
     // Linear fit of median t_ICL against N over the N values with a finite median.
-    let fit_pts: Vec<(f64, f64)> = per_n.iter().filter_map(|s| s.median.map(|m| (s.n_ctx, m))).collect();
+    let fit_pts: Vec<(f64, f64)> = per_n
+        .iter()
+        .filter_map(|s| s.median.map(|m| (s.n_ctx, m)))
+        .collect();
     let fx: Vec<f64> = fit_pts.iter().map(|p| p.0).collect();
     let fy: Vec<f64> = fit_pts.iter().map(|p| p.1).collect();
     let fit = linear_fit(&fx, &fy);
@@ -226,7 +247,11 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
             .map(|(t, &m)| crate::stats::median_se(t) / m * (t.len() as f64).sqrt())
             .filter(|v| v.is_finite() && *v > 0.0)
             .collect();
-        let unit = if unit.is_empty() { f64::NAN } else { unit.iter().sum::<f64>() / unit.len() as f64 };
+        let unit = if unit.is_empty() {
+            f64::NAN
+        } else {
+            unit.iter().sum::<f64>() / unit.len() as f64
+        };
         // Plus the rounding of t_ICL to the evaluation grid (uniform: variance width^2 / 12).
         median_se = used
             .iter()
@@ -264,7 +289,11 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     let n_fit = fit_pts.len();
     // Testable by design: the sweep has enough N values (whether their medians fall inside the
     // budget is a result, judged by the checks).
-    let floor = crate::floor::floor_check("t_ICL_acquisition", crate::frame::acquisition_threshold(df)?, &crate::frame::context_lengths(df)?);
+    let floor = crate::floor::floor_check(
+        "t_ICL_acquisition",
+        crate::frame::acquisition_threshold(df)?,
+        &crate::frame::context_lengths(df)?,
+    );
     let testable = per_n.len() >= p.min_n_values && floor.pass;
     let checks = vec![
         Check {
@@ -369,8 +398,15 @@ impl C7Analysis {
 
     pub fn figure(&self, p: &C7Params) -> Figure {
         let ns: Vec<f64> = self.per_n.iter().map(|s| s.n_ctx).collect();
-        let spacing = ns.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
-        let spacing = if spacing.is_finite() && spacing > 0.0 { spacing } else { ns.first().copied().unwrap_or(1.0).abs().max(1.0) };
+        let spacing = ns
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .fold(f64::INFINITY, f64::min);
+        let spacing = if spacing.is_finite() && spacing > 0.0 {
+            spacing
+        } else {
+            ns.first().copied().unwrap_or(1.0).abs().max(1.0)
+        };
         let budget = self.per_n.iter().map(|s| s.budget).fold(0.0f64, f64::max);
         let mut main = Panel::new(
             "(6b) t_ICL per N: runs, violin, box, median fit",
@@ -386,7 +422,12 @@ impl C7Analysis {
                 Violin::from_samples(*n, 0.38 * spacing, &acq, Scale::Linear)
             })
             .collect();
-        main.push(Layer::violins(violins).color(color(0)).opacity(0.25).label("distribution (acquired runs)"));
+        main.push(
+            Layer::violins(violins)
+                .color(color(0))
+                .opacity(0.25)
+                .label("distribution (acquired runs)"),
+        );
         let boxes: Vec<BoxStat> = self
             .samples
             .iter()
@@ -411,17 +452,40 @@ impl C7Analysis {
         }
         main.push(Layer::points(strip).color(color(0)).size(2).label("runs"));
         if !never.is_empty() {
-            main.push(Layer::points(never).color(color(3)).marker(Marker::Cross).size(4).label("never acquired (at budget)"));
+            main.push(
+                Layer::points(never)
+                    .color(color(3))
+                    .marker(Marker::Cross)
+                    .size(4)
+                    .label("never acquired (at budget)"),
+            );
         }
-        let meds: Vec<(f64, f64)> = self.per_n.iter().filter_map(|s| s.median.map(|m| (s.n_ctx, m))).collect();
-        main.push(Layer::points(meds).color(color(3)).marker(Marker::Square).size(5).label("median"));
+        let meds: Vec<(f64, f64)> = self
+            .per_n
+            .iter()
+            .filter_map(|s| s.median.map(|m| (s.n_ctx, m)))
+            .collect();
+        main.push(
+            Layer::points(meds)
+                .color(color(3))
+                .marker(Marker::Square)
+                .size(5)
+                .label("median"),
+        );
         if let Some(f) = self.fit {
             let (a, b) = (ns[0] - 0.3 * spacing, ns[ns.len() - 1] + 0.3 * spacing);
             main.push(
-                Layer::line(vec![(a, f.slope * a + f.intercept), (b, f.slope * b + f.intercept)])
-                    .color(color(3))
-                    .dashed()
-                    .label(format!("median fit: slope {} /token, R2 {:.3}", icl_plot::format_number(f.slope), f.r2)),
+                Layer::line(vec![
+                    (a, f.slope * a + f.intercept),
+                    (b, f.slope * b + f.intercept),
+                ])
+                .color(color(3))
+                .dashed()
+                .label(format!(
+                    "median fit: slope {} /token, R2 {:.3}",
+                    icl_plot::format_number(f.slope),
+                    f.r2
+                )),
             );
         }
 
@@ -436,10 +500,19 @@ impl C7Analysis {
             Axis::linear("runs"),
         )
         .legend(Legend::UpperRight);
-        let acq: Vec<f64> = self.pooled_normalized.iter().copied().filter(|v| v.is_finite()).collect();
+        let acq: Vec<f64> = self
+            .pooled_normalized
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
         if !acq.is_empty() {
             let hi = acq.iter().cloned().fold(0.0f64, f64::max).max(1.5);
-            tail.push(Layer::bars(icl_plot::histogram(&acq, 0.0, hi * 1.0001, 20)).color(color(0)).label("acquired runs"));
+            tail.push(
+                Layer::bars(icl_plot::histogram(&acq, 0.0, hi * 1.0001, 20))
+                    .color(color(0))
+                    .label("acquired runs"),
+            );
         }
         tail.push(Layer::vline(1.0).color(DARK).dashed().label("median"));
         Figure::new(format!(
@@ -479,7 +552,11 @@ mod tests {
     }
 
     fn linear_pass(a: &C7Analysis) -> bool {
-        a.checks.iter().find(|c| c.name == "linear_in_N").unwrap().pass
+        a.checks
+            .iter()
+            .find(|c| c.name == "linear_in_N")
+            .unwrap()
+            .pass
     }
 
     #[test]
@@ -506,9 +583,18 @@ mod tests {
     #[test]
     fn tail_ratio_of_lognormal() {
         // Log-normal with sigma: (q90 - q50) / (q50 - q10) = exp(1.2816 sigma).
-        let a = analyze(&sweep(1.0, 0.8, 400, 9), &serde_json::from_value::<C7Params>(serde_json::json!({"profile": "t", "n_boot": 20})).unwrap()).unwrap();
+        let a = analyze(
+            &sweep(1.0, 0.8, 400, 9),
+            &serde_json::from_value::<C7Params>(serde_json::json!({"profile": "t", "n_boot": 20}))
+                .unwrap(),
+        )
+        .unwrap();
         let expected = (1.281_551_565_5f64 * 0.8).exp();
-        assert!((a.pooled_tail_ratio - expected).abs() / expected < 0.15, "{} vs {expected}", a.pooled_tail_ratio);
+        assert!(
+            (a.pooled_tail_ratio - expected).abs() / expected < 0.15,
+            "{} vs {expected}",
+            a.pooled_tail_ratio
+        );
         assert!((a.loglog_exponent - 1.0).abs() < 0.1);
         assert_eq!(a.verdict, Verdict::Reproduced);
     }
@@ -520,15 +606,31 @@ mod tests {
         // still recover the tail ratio exp(1.2816 sigma).
         let mut df = sweep(1.0, 0.8, 400, 10);
         let w = 0.3 * 400.0 * 20.0;
-        let t: Vec<Option<u64>> = opt_f64s(&df, "t_icl").unwrap().iter().map(|t| t.map(|v| ((v / w).ceil() * w) as u64)).collect();
+        let t: Vec<Option<u64>> = opt_f64s(&df, "t_icl")
+            .unwrap()
+            .iter()
+            .map(|t| t.map(|v| ((v / w).ceil() * w) as u64))
+            .collect();
         df.with_column(Column::new("t_icl".into(), t)).unwrap();
-        df.with_column(Column::new("eval_every".into(), vec![w as i64; df.height()])).unwrap();
+        df.with_column(Column::new(
+            "eval_every".into(),
+            vec![w as i64; df.height()],
+        ))
+        .unwrap();
         let p: C7Params = check(&serde_json::json!({"profile": "t", "n_boot": 20})).unwrap();
         let a = analyze(&df, &p).unwrap();
         let expected = (1.281_551_565_5f64 * 0.8).exp();
-        assert!((a.pooled_tail_ratio - expected).abs() / expected < 0.2, "{} vs {expected}", a.pooled_tail_ratio);
+        assert!(
+            (a.pooled_tail_ratio - expected).abs() / expected < 0.2,
+            "{} vs {expected}",
+            a.pooled_tail_ratio
+        );
         let n20 = &a.per_n[0];
-        assert!((n20.tail_ratio.unwrap() - expected).abs() / expected < 0.35, "{:?}", n20.tail_ratio);
+        assert!(
+            (n20.tail_ratio.unwrap() - expected).abs() / expected < 0.35,
+            "{:?}",
+            n20.tail_ratio
+        );
     }
 
     #[test]
@@ -536,7 +638,18 @@ mod tests {
         let mut df = sweep(1.0, 0.5, 10, 3);
         // Censor every N = 100 run: its median is beyond the budget.
         let n = f64s(&df, "N").unwrap();
-        let t: Vec<Option<u64>> = opt_f64s(&df, "t_icl").unwrap().iter().zip(&n).map(|(t, n)| if *n == 100.0 { None } else { t.map(|v| v as u64) }).collect();
+        let t: Vec<Option<u64>> = opt_f64s(&df, "t_icl")
+            .unwrap()
+            .iter()
+            .zip(&n)
+            .map(|(t, n)| {
+                if *n == 100.0 {
+                    None
+                } else {
+                    t.map(|v| v as u64)
+                }
+            })
+            .collect();
         let acq: Vec<bool> = t.iter().map(|t| t.is_some()).collect();
         df.with_column(Column::new("t_icl".into(), t)).unwrap();
         df.with_column(Column::new("acquired".into(), acq)).unwrap();
@@ -545,7 +658,14 @@ mod tests {
         assert_eq!(a.total_censored, 10);
         let last = a.per_n.last().unwrap();
         assert_eq!((last.runs, last.acquired, last.censored), (10, 0, 10));
-        assert!(last.median.is_none(), "median beyond the budget is not a number");
-        assert_eq!(a.fit.unwrap().n, 4, "the fit uses the N values with a median");
+        assert!(
+            last.median.is_none(),
+            "median beyond the budget is not a number"
+        );
+        assert_eq!(
+            a.fit.unwrap().n,
+            4,
+            "the fit uses the N values with a median"
+        );
     }
 }

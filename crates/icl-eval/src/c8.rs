@@ -7,12 +7,12 @@
 //! Our two-layer model trains ALL parameters; the authors' reference code never passes the output
 //! MLP to its optimizer (it stays at its random initialization).
 
-use anyhow::{ensure, Result};
 use crate::c7::{self, C7Analysis};
 use crate::claim::Claim;
 use crate::frame::{column_names, opt_f64s};
 use crate::params::C7Params;
 use crate::stats::finite;
+use anyhow::{ensure, Result};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use polars::prelude::DataFrame;
 use serde_json::json;

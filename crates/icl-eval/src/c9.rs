@@ -8,15 +8,17 @@
 use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{bools, column_names, f64s, opt_f64s};
 use crate::params::C9Params;
-use crate::stats::{bimodality_coefficient, bootstrap, finite, median, percentile_interval, wilson};
+use crate::stats::{
+    bimodality_coefficient, bootstrap, finite, median, percentile_interval, wilson,
+};
 use anyhow::{ensure, Result};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, DARK, GREY};
 use polars::prelude::*;
 use serde_json::json;
 
-pub const STATEMENT: &str = "Near K*, runs split into two groups: ICL is acquired early, or never (bimodal t_ICL).";
+pub const STATEMENT: &str =
+    "Near K*, runs split into two groups: ICL is acquired early, or never (bimodal t_ICL).";
 pub const PAPER_VALUE: &str = "N = 100, K = 9666: histogram of t_ICL over seeds has a group acquiring early and a group never acquiring within training (Fig 6c)";
-
 
 #[derive(Debug, Clone)]
 pub struct C9Analysis {
@@ -38,16 +40,34 @@ pub struct C9Analysis {
 }
 
 pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
-    ensure!(df.column("t_icl").is_ok(), "summaries lack column `t_icl` (have: {})", column_names(df));
+    ensure!(
+        df.column("t_icl").is_ok(),
+        "summaries lack column `t_icl` (have: {})",
+        column_names(df)
+    );
     ensure!(df.height() > 0, "no run summaries given");
     let t = opt_f64s(df, "t_icl")?;
     let acquired: Vec<bool> = if df.column("acquired").is_ok() {
-        bools(df, "acquired")?.into_iter().zip(&t).map(|(a, t)| a.unwrap_or(false) && t.is_some()).collect()
+        bools(df, "acquired")?
+            .into_iter()
+            .zip(&t)
+            .map(|(a, t)| a.unwrap_or(false) && t.is_some())
+            .collect()
     } else {
         t.iter().map(|t| t.is_some()).collect()
     };
-    let iters = f64s(&df.clone().lazy().select([crate::frame::budget_expr(df).alias("budget")]).collect()?, "budget")?;
-    let final_icl = if df.column("final_icl_acc").is_ok() { f64s(df, "final_icl_acc")? } else { Vec::new() };
+    let iters = f64s(
+        &df.clone()
+            .lazy()
+            .select([crate::frame::budget_expr(df).alias("budget")])
+            .collect()?,
+        "budget",
+    )?;
+    let final_icl = if df.column("final_icl_acc").is_ok() {
+        f64s(df, "final_icl_acc")?
+    } else {
+        Vec::new()
+    };
     // K values present (polars unique, sorted), for labels.
     let k_values: Vec<i64> = if df.column("K").is_ok() {
         let u = df
@@ -63,7 +83,11 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
         Vec::new()
     };
     let n = t.len();
-    let t_acq: Vec<f64> = t.iter().zip(&acquired).filter_map(|(t, &a)| if a { *t } else { None }).collect();
+    let t_acq: Vec<f64> = t
+        .iter()
+        .zip(&acquired)
+        .filter_map(|(t, &a)| if a { *t } else { None })
+        .collect();
     let k = t_acq.len();
     // The budget: the longest training any run was given.
     let budget = iters
@@ -75,7 +99,11 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
     let frac = k as f64 / n as f64;
     let (frac_low, frac_high) = wilson(k, n, 1.96);
     let median_t = median(&t_acq);
-    let v: Vec<f64> = t.iter().zip(&acquired).map(|(t, &a)| if a { t.unwrap_or(budget) } else { budget }).collect();
+    let v: Vec<f64> = t
+        .iter()
+        .zip(&acquired)
+        .map(|(t, &a)| if a { t.unwrap_or(budget) } else { budget })
+        .collect();
     let bc = bimodality_coefficient(&v);
     let (mut bc_lo, mut bc_hi) = (f64::NAN, f64::NAN);
     if n >= 4 {
@@ -87,7 +115,11 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
             (bc_lo, bc_hi) = percentile_interval(&draws, 0.95);
         }
     }
-    let floor = crate::floor::floor_check("t_ICL_acquisition", crate::frame::acquisition_threshold(df)?, &crate::frame::context_lengths(df)?);
+    let floor = crate::floor::floor_check(
+        "t_ICL_acquisition",
+        crate::frame::acquisition_threshold(df)?,
+        &crate::frame::context_lengths(df)?,
+    );
     let floor_ok = floor.pass;
     let checks = vec![
         Check {
@@ -104,7 +136,10 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
             name: "acquired_early".into(),
             pass: median_t.is_finite() && median_t <= p.early_frac * budget,
             value: finite(median_t / budget),
-            rule: format!("median t_ICL of acquiring runs <= {} x training budget", p.early_frac),
+            rule: format!(
+                "median t_ICL of acquiring runs <= {} x training budget",
+                p.early_frac
+            ),
         },
         Check {
             name: "bimodal".into(),
@@ -178,7 +213,14 @@ impl C9Analysis {
         let kl = if self.k_values.is_empty() {
             String::new()
         } else {
-            format!(" at K = {}", self.k_values.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                " at K = {}",
+                self.k_values
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         let mut hist = Panel::new(
             format!("(6c) t_ICL{kl}"),
@@ -187,26 +229,56 @@ impl C9Analysis {
         )
         .legend(Legend::UpperLeft);
         hist.push(
-            Layer::bars(icl_plot::histogram(&self.t_acquired, 0.0, b * 1.000_001, p.bins))
-                .color(color(0))
-                .label(format!("acquired ({})", self.n_acquired)),
+            Layer::bars(icl_plot::histogram(
+                &self.t_acquired,
+                0.0,
+                b * 1.000_001,
+                p.bins,
+            ))
+            .color(color(0))
+            .label(format!("acquired ({})", self.n_acquired)),
         );
         let never = (self.n_runs - self.n_acquired) as f64;
         hist.push(
             Layer::bars(vec![(b + 0.5 * w, b + 1.5 * w, never)])
                 .color(color(3))
-                .label(format!("never acquired ({})", self.n_runs - self.n_acquired)),
+                .label(format!(
+                    "never acquired ({})",
+                    self.n_runs - self.n_acquired
+                )),
         );
-        hist.push(Layer::vline(b).color(GREY).dashed().label("training budget"));
-        hist.push(Layer::text(b + 0.45 * w, never.max(0.0) + 0.3, "never").color(color(3)).size(13));
+        hist.push(
+            Layer::vline(b)
+                .color(GREY)
+                .dashed()
+                .label("training budget"),
+        );
+        hist.push(
+            Layer::text(b + 0.45 * w, never.max(0.0) + 0.3, "never")
+                .color(color(3))
+                .size(13),
+        );
 
-        let mut acc = Panel::new("final ICL accuracy per run", Axis::linear("final ICL accuracy"), Axis::linear("runs"))
-            .legend(Legend::UpperLeft);
+        let mut acc = Panel::new(
+            "final ICL accuracy per run",
+            Axis::linear("final ICL accuracy"),
+            Axis::linear("runs"),
+        )
+        .legend(Legend::UpperLeft);
         if !self.final_icl.is_empty() {
-            acc.push(Layer::bars(icl_plot::histogram(&self.final_icl, 0.4, 1.0001, 12)).color(color(2)).label("runs"));
+            acc.push(
+                Layer::bars(icl_plot::histogram(&self.final_icl, 0.4, 1.0001, 12))
+                    .color(color(2))
+                    .label("runs"),
+            );
         }
         acc.push(Layer::vline(0.5).color(GREY).dashed().label("chance"));
-        acc.push(Layer::vline(0.95).color(DARK).dashed().label("acquisition threshold 0.95"));
+        acc.push(
+            Layer::vline(0.95)
+                .color(DARK)
+                .dashed()
+                .label("acquisition threshold 0.95"),
+        );
         Figure::new(format!(
             "C9 (Fig 6c): bimodal outcomes near K* [{}; verdict: {}]",
             p.profile,

@@ -35,7 +35,10 @@ impl Stage for EvalStage {
             "c2" => errs(check::<C2Params>(params)),
             "c7" | "c8" => errs(check::<C7Params>(params)),
             "c9" => errs(check::<C9Params>(params)),
-            other => vec![ParamError::new("command", unknown_command(other, &COMMANDS))],
+            other => vec![ParamError::new(
+                "command",
+                unknown_command(other, &COMMANDS),
+            )],
         }
     }
 
@@ -70,7 +73,11 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
                 [_, _, ..] => {
                     let all: Vec<(u64, c2::Curve)> = curves;
                     ladder::judge_each(&ns, |n| {
-                        let at: Vec<c2::Curve> = all.iter().filter(|(m, _)| *m == n).map(|(_, c)| c.clone()).collect();
+                        let at: Vec<c2::Curve> = all
+                            .iter()
+                            .filter(|(m, _)| *m == n)
+                            .map(|(_, c)| c.clone())
+                            .collect();
                         judge(at, &[n])
                     })?
                 }
@@ -101,7 +108,11 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
                 _ => judge(&df)?,
             }
         }
-        other => bail!("stage {}: {}", task.stage, unknown_command(other, &COMMANDS)),
+        other => bail!(
+            "stage {}: {}",
+            task.stage,
+            unknown_command(other, &COMMANDS)
+        ),
     })
 }
 
@@ -152,7 +163,10 @@ fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<(u64, c2::Cur
         .into_iter()
         .map(|(p, l, n)| {
             let df = frame::read_df(&p)?;
-            Ok((n, c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))?))
+            Ok((
+                n,
+                c2::Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))?,
+            ))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((curves, ns))
@@ -161,8 +175,13 @@ fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<(u64, c2::Cur
 /// Which runs `c2` uses: K >= `min_k` (K = inf, a null K, counts as above); without `min_k`,
 /// the runs at the largest K (inf if present). All runs when there is no K column.
 pub fn select_by_k(df: &polars::prelude::DataFrame, min_k: Option<i64>) -> Result<Vec<bool>> {
-    let Ok(k) = frame::f64s(df, "K") else { return Ok(vec![true; df.height()]) };
-    let k: Vec<f64> = k.into_iter().map(|v| if v.is_nan() { f64::INFINITY } else { v }).collect();
+    let Ok(k) = frame::f64s(df, "K") else {
+        return Ok(vec![true; df.height()]);
+    };
+    let k: Vec<f64> = k
+        .into_iter()
+        .map(|v| if v.is_nan() { f64::INFINITY } else { v })
+        .collect();
     Ok(match min_k {
         Some(m) => k.iter().map(|&v| v >= m as f64).collect(),
         None => {
@@ -171,4 +190,3 @@ pub fn select_by_k(df: &polars::prelude::DataFrame, min_k: Option<i64>) -> Resul
         }
     })
 }
-

@@ -69,7 +69,10 @@ impl Validate for C1Params {
             if v >= self.icl_high_min {
                 e.push(ParamError::new(
                     "icl_low_max",
-                    format!("must be below icl_high_min ({} >= {})", v, self.icl_high_min),
+                    format!(
+                        "must be below icl_high_min ({} >= {})",
+                        v, self.icl_high_min
+                    ),
                 ));
             }
         }
@@ -82,7 +85,10 @@ impl Validate for C1Params {
         if self.iwl_low_max >= self.iwl_high_min {
             e.push(ParamError::new(
                 "iwl_low_max",
-                format!("must be below iwl_high_min ({} >= {})", self.iwl_low_max, self.iwl_high_min),
+                format!(
+                    "must be below iwl_high_min ({} >= {})",
+                    self.iwl_low_max, self.iwl_high_min
+                ),
             ));
         }
         e
@@ -142,7 +148,10 @@ impl Validate for C2Params {
             if v >= self.acquired_threshold {
                 e.push(ParamError::new(
                     "plateau_threshold",
-                    format!("must be below acquired_threshold ({} >= {})", v, self.acquired_threshold),
+                    format!(
+                        "must be below acquired_threshold ({} >= {})",
+                        v, self.acquired_threshold
+                    ),
                 ));
             }
         }
@@ -212,7 +221,10 @@ impl Validate for C7Params {
         prob(&mut e, "min_linear_p", self.min_linear_p);
         positive(&mut e, "min_tail_ratio", self.min_tail_ratio);
         if self.min_n_values < 2 {
-            e.push(ParamError::new("min_n_values", format!("must be >= 2 (got {})", self.min_n_values)));
+            e.push(ParamError::new(
+                "min_n_values",
+                format!("must be >= 2 (got {})", self.min_n_values),
+            ));
         }
         if let Some(c) = &self.n_column {
             if c.trim().is_empty() {
@@ -273,7 +285,10 @@ impl Validate for C9Params {
         prob(&mut e, "early_frac", self.early_frac);
         prob(&mut e, "bimodality_threshold", self.bimodality_threshold);
         if !(2..=200).contains(&self.bins) {
-            e.push(ParamError::new("bins", format!("must be in 2..=200 (got {})", self.bins)));
+            e.push(ParamError::new(
+                "bins",
+                format!("must be in 2..=200 (got {})", self.bins),
+            ));
         }
         e
     }
@@ -297,12 +312,17 @@ mod tests {
 
     #[test]
     fn ranges_are_checked_by_key() {
-        let e = check::<C2Params>(&json!({"profile": "ci", "plateau_threshold": 0.97})).unwrap_err();
-        assert!(e.iter().any(|x| x.key == "plateau_threshold" && x.message.contains("acquired_threshold")));
+        let e =
+            check::<C2Params>(&json!({"profile": "ci", "plateau_threshold": 0.97})).unwrap_err();
+        assert!(e
+            .iter()
+            .any(|x| x.key == "plateau_threshold" && x.message.contains("acquired_threshold")));
         let e = check::<C9Params>(&json!({"profile": "ci", "bins": 1, "n_boot": 3})).unwrap_err();
         let keys: Vec<&str> = e.iter().map(|x| x.key.as_str()).collect();
         assert_eq!(keys, ["n_boot", "bins"]);
         let e = check::<C1Params>(&json!({"profile": "ci", "icl_high_min": 1.5})).unwrap_err();
-        assert!(e.iter().any(|x| x.key == "icl_high_min" && x.message.contains("got 1.5")));
+        assert!(e
+            .iter()
+            .any(|x| x.key == "icl_high_min" && x.message.contains("got 1.5")));
     }
 }

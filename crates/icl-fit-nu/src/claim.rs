@@ -1,6 +1,5 @@
 //! The one-row `claim` table (schema in ARCHITECTURE.md) and the verdict vocabulary.
 
-
 /// The verdict vocabulary and the claim table's one Arrow schema live in icl-claim (shared by
 /// every claim crate and read by icl-report); this module adds the check-list helpers fit-nu's
 /// stages use.
@@ -109,7 +108,9 @@ mod tests {
             profile: "ci".into(),
             verdict: Verdict::Partly,
             n_runs: 12,
-            details: details_text(&serde_json::json!({"nu": 0.123456789, "bad": f64::NAN, "list": [1.0, 2.5]})),
+            details: details_text(
+                &serde_json::json!({"nu": 0.123456789, "bad": f64::NAN, "list": [1.0, 2.5]}),
+            ),
         };
         let write = |p: &std::path::Path| icl_claim::claim::write(p, std::slice::from_ref(&c));
         let dir = tempfile::tempdir().unwrap();
@@ -149,10 +150,19 @@ mod tests {
     fn verdicts_follow_the_core_checks() {
         let c = |n: &str, pass: bool| Check::new(n, pass, 1.0, "rule");
         let core = ["a"];
-        assert_eq!(verdict_of(&[c("a", true), c("b", true)], &core), Verdict::Reproduced);
-        assert_eq!(verdict_of(&[c("a", true), c("b", false)], &core), Verdict::Partly);
+        assert_eq!(
+            verdict_of(&[c("a", true), c("b", true)], &core),
+            Verdict::Reproduced
+        );
+        assert_eq!(
+            verdict_of(&[c("a", true), c("b", false)], &core),
+            Verdict::Partly
+        );
         // A passing non-core check does not rescue a failed core: not "partly".
-        assert_eq!(verdict_of(&[c("a", false), c("b", true)], &core), Verdict::Not);
+        assert_eq!(
+            verdict_of(&[c("a", false), c("b", true)], &core),
+            Verdict::Not
+        );
         // A core check that was never computed counts as failed.
         assert_eq!(verdict_of(&[c("b", true)], &core), Verdict::Not);
         assert_eq!(verdict_of(&[], &core), Verdict::Inconclusive);

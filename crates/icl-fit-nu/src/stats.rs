@@ -245,5 +245,4 @@ mod tests {
         assert!((softplus(-50.0) - (-50f64).exp()).abs() < 1e-30);
         assert!(softplus(1000.0).is_finite());
     }
-
 }

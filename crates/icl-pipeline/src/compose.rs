@@ -152,7 +152,9 @@ impl FlatStage {
             self.matrix = flat_matrix(m, at, keep);
             return;
         }
-        let Some(block) = m.blocks.first() else { return };
+        let Some(block) = m.blocks.first() else {
+            return;
+        };
         if self.matrix.is_empty() {
             self.matrix.push(Vec::new());
         }
@@ -185,7 +187,11 @@ fn flat_matrix(m: &RawMatrix, at: &YamlPath, keep: &dyn Fn(&str) -> bool) -> Vec
         .iter()
         .enumerate()
         .map(|(b, block)| {
-            let at = if m.listed { child(at, &b.to_string()) } else { at.clone() };
+            let at = if m.listed {
+                child(at, &b.to_string())
+            } else {
+                at.clone()
+            };
             block
                 .0
                 .iter()
@@ -649,7 +655,10 @@ profiles:
         assert_eq!(keys(&p, "train_sweep"), "N,epochs,K,seed");
         assert_eq!(keys(&p, "items_sweep"), "K");
         let ids = |p: &Plan, s: &str| -> Vec<String> {
-            p.by_stage[si(p, s)].iter().map(|&t| p.tasks[t].point_id.clone()).collect()
+            p.by_stage[si(p, s)]
+                .iter()
+                .map(|&t| p.tasks[t].point_id.clone())
+                .collect()
         };
         assert_eq!(ids(&p, "items_sweep"), ["K=64", "K=100", "K=256", "K=512"]);
         assert_eq!(ids(&p, "testsets_sweep").len(), 5);
@@ -658,7 +667,11 @@ profiles:
         assert_eq!(train.last().unwrap(), "N=16,epochs=60,K=512,seed=1");
         let last = &p.tasks[*p.by_stage[si(&p, "train_sweep")].last().unwrap()];
         assert_eq!(last.params["epochs"], 60);
-        assert_eq!(last.position, vec![0, 0, 2, 1, 1], "axis indices, then the block");
+        assert_eq!(
+            last.position,
+            vec![0, 0, 2, 1, 1],
+            "axis indices, then the block"
+        );
 
         // quick's mapping replaces K and adds `context` in every block.
         let q = plan(&cfg(&text), "quick");

@@ -1302,7 +1302,10 @@ impl Matrix {
 }
 
 fn points_equal(a: &Point, b: &Point) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|((k, x), (l, y))| k == l && values_equal(x, y))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((k, x), (l, y))| k == l && values_equal(x, y))
 }
 
 /// All points of one block, first key outermost, with the index of each value.
@@ -1366,12 +1369,19 @@ impl Resolved {
     /// The index of stage `name`, or the usage error every command gives for an unknown stage
     /// (`what` names the argument, e.g. "--stage x"; the allowed names follow).
     pub fn stage_index(&self, name: &str, what: &str) -> Result<usize, crate::error::CliError> {
-        self.stages.iter().position(|s| s.name == name).ok_or_else(|| {
-            crate::error::CliError::Usage(format!(
-                "{what} (allowed: {})",
-                self.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-        })
+        self.stages
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                crate::error::CliError::Usage(format!(
+                    "{what} (allowed: {})",
+                    self.stages
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
     }
 
     /// The YAML key path a (possibly dotted) parameter of `stage` came from: its matrix axis,
@@ -1471,7 +1481,10 @@ profiles:
             t.matrix.blocks[0][1].origin.join("."),
             "profiles.ci.stages.train.matrix.seed"
         );
-        assert_eq!(t.matrix.blocks[0][0].origin.join("."), "stages.train.matrix.K");
+        assert_eq!(
+            t.matrix.blocks[0][0].origin.join("."),
+            "stages.train.matrix.K"
+        );
         let p = c.resolve(Some("paper")).unwrap();
         assert_eq!(
             p.stage("items").unwrap().matrix.blocks[0][0].values,

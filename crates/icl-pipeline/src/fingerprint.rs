@@ -273,7 +273,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let r = d.path();
         copy_workspace(r);
-        let bins = ["icl-eval", "icl-fit-nu", "icl-transience", "icl-report", "icl-train", "icl-datagen"];
+        let bins = [
+            "icl-eval",
+            "icl-fit-nu",
+            "icl-transience",
+            "icl-report",
+            "icl-train",
+            "icl-datagen",
+        ];
         let all = |r: &Path| -> Vec<String> {
             let mut f = Fingerprinter::new(r).unwrap();
             bins.iter().map(|b| f.fingerprint(b).unwrap()).collect()
@@ -294,6 +301,10 @@ mod tests {
         for i in 0..3 {
             assert_ne!(lib_edit[i], after[i], "{} reads icl-claim", bins[i]);
         }
-        assert_eq!(lib_edit[4..], after[4..], "training and data generation do not");
+        assert_eq!(
+            lib_edit[4..],
+            after[4..],
+            "training and data generation do not"
+        );
     }
 }

@@ -120,7 +120,8 @@ pub fn reproduce(ctx: &Ctx, opts: &RunOpts) -> Result<RunSummary, CliError> {
     let plan = &ctx.plan;
     let store = &ctx.store;
     for s in &opts.stages {
-        plan.res.stage_index(s, &format!("--stage {s}: no such stage"))?;
+        plan.res
+            .stage_index(s, &format!("--stage {s}: no such stage"))?;
     }
     let selected = plan.select(&opts.stages);
 

@@ -25,7 +25,9 @@ const SUMMARY: &str = "summary";
 
 pub fn runs_table(ctx: &Ctx, stage_name: &str) -> Result<RecordBatch, CliError> {
     let plan = &ctx.plan;
-    let si = plan.res.stage_index(stage_name, &format!("no stage `{stage_name}`"))?;
+    let si = plan
+        .res
+        .stage_index(stage_name, &format!("no stage `{stage_name}`"))?;
     let stage = &plan.res.stages[si];
     let tasks = &plan.by_stage[si];
     let probes = probe(

@@ -106,7 +106,9 @@ pub struct WhyTask {
 
 pub fn why_report(ctx: &Ctx, stage_name: &str) -> Result<Vec<WhyTask>, CliError> {
     let plan = &ctx.plan;
-    let si = plan.res.stage_index(stage_name, &format!("no stage `{stage_name}`"))?;
+    let si = plan
+        .res
+        .stage_index(stage_name, &format!("no stage `{stage_name}`"))?;
     let stage = &plan.res.stages[si];
     let probes = probe(plan, &ctx.store, &ctx.codes, &vec![true; plan.tasks.len()])?;
     let mut out = Vec::new();

@@ -31,7 +31,12 @@ static DEJAVU_SANS: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 pub fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold, FontStyle::Italic, FontStyle::Oblique] {
+        for style in [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ] {
             // The bytes are compiled in, so failure is a build defect, not a runtime condition.
             assert!(
                 plotters::style::register_font(FONT_FAMILY, style, DEJAVU_SANS).is_ok(),
@@ -105,10 +110,20 @@ pub struct Axis {
 
 impl Axis {
     pub fn linear(label: impl Into<String>) -> Self {
-        Self { label: label.into(), scale: Scale::Linear, range: None, integer: false }
+        Self {
+            label: label.into(),
+            scale: Scale::Linear,
+            range: None,
+            integer: false,
+        }
     }
     pub fn log10(label: impl Into<String>) -> Self {
-        Self { label: label.into(), scale: Scale::Log10, range: None, integer: false }
+        Self {
+            label: label.into(),
+            scale: Scale::Log10,
+            range: None,
+            integer: false,
+        }
     }
     /// Ticks at whole numbers only (linear axes).
     pub fn integer(mut self) -> Self {
@@ -176,8 +191,11 @@ impl Violin {
     /// like seaborn's `cut=0`, scaled so the widest point is `half_width`. Density is evaluated
     /// in the y axis' scale (log10 for a log axis), so the outline looks right on the page.
     pub fn from_samples(x: f64, half_width: f64, samples: &[f64], y_scale: Scale) -> Option<Self> {
-        let t: Vec<f64> =
-            samples.iter().map(|&s| y_scale.fwd(s)).filter(|s| s.is_finite()).collect();
+        let t: Vec<f64> = samples
+            .iter()
+            .map(|&s| y_scale.fwd(s))
+            .filter(|s| s.is_finite())
+            .collect();
         if t.is_empty() {
             return None;
         }
@@ -198,15 +216,23 @@ impl Violin {
         }
         let bw = 0.9 * spread * n.powf(-0.2);
         const STEPS: usize = 80;
-        let ys: Vec<f64> =
-            (0..=STEPS).map(|i| lo + (hi - lo) * i as f64 / STEPS as f64).collect();
+        let ys: Vec<f64> = (0..=STEPS)
+            .map(|i| lo + (hi - lo) * i as f64 / STEPS as f64)
+            .collect();
         let dens: Vec<f64> = ys
             .iter()
-            .map(|y| t.iter().map(|s| (-0.5 * ((y - s) / bw).powi(2)).exp()).sum::<f64>())
+            .map(|y| {
+                t.iter()
+                    .map(|s| (-0.5 * ((y - s) / bw).powi(2)).exp())
+                    .sum::<f64>()
+            })
             .collect();
         let peak = dens.iter().cloned().fold(0.0, f64::max);
-        let profile =
-            ys.iter().zip(&dens).map(|(y, d)| (y_scale.inv(*y), half_width * d / peak)).collect();
+        let profile = ys
+            .iter()
+            .zip(&dens)
+            .map(|(y, d)| (y_scale.inv(*y), half_width * d / peak))
+            .collect();
         Some(Self { x, profile })
     }
 }
@@ -238,7 +264,11 @@ pub enum Kind {
     Bars(Vec<(f64, f64, f64)>),
     Boxes(Vec<BoxStat>),
     Violins(Vec<Violin>),
-    Text { x: f64, y: f64, text: String },
+    Text {
+        x: f64,
+        y: f64,
+        text: String,
+    },
 }
 
 /// One drawable layer with its style. Build with the constructors, refine with the setters.
@@ -299,7 +329,14 @@ impl Layer {
         Self::new(Kind::Violins(violins), 1)
     }
     pub fn text(x: f64, y: f64, text: impl Into<String>) -> Self {
-        let mut l = Self::new(Kind::Text { x, y, text: text.into() }, 14);
+        let mut l = Self::new(
+            Kind::Text {
+                x,
+                y,
+                text: text.into(),
+            },
+            14,
+        );
         l.color = BLACK_;
         l
     }
@@ -408,7 +445,13 @@ pub struct Panel {
 
 impl Panel {
     pub fn new(title: impl Into<String>, x: Axis, y: Axis) -> Self {
-        Self { title: title.into(), x, y, layers: Vec::new(), legend: Legend::UpperLeft }
+        Self {
+            title: title.into(),
+            x,
+            y,
+            layers: Vec::new(),
+            legend: Legend::UpperLeft,
+        }
     }
     pub fn layer(mut self, l: Layer) -> Self {
         self.layers.push(l);
@@ -441,12 +484,18 @@ fn axis_range(axis: &Axis, vals: &[f64]) -> (f64, f64) {
         }
     }
     let finite = vals.iter().copied().filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
     if hi - lo < 1e-12 {
-        let pad = if lo.abs() > 1e-12 { lo.abs() * 0.1 } else { 0.5 };
+        let pad = if lo.abs() > 1e-12 {
+            lo.abs() * 0.1
+        } else {
+            0.5
+        };
         let pad = if axis.scale == Scale::Log10 { 0.5 } else { pad };
         return (lo - pad, hi + pad);
     }
@@ -485,7 +534,12 @@ fn ticks(scale: Scale, lo: f64, hi: f64, integer: bool) -> (Vec<f64>, Vec<f64>) 
         Scale::Linear => {
             let (t, step) = linear_ticks(lo, hi, 6);
             if integer && step < 1.0 {
-                return (((lo.ceil() as i64)..=(hi.floor() as i64)).map(|k| k as f64).collect(), Vec::new());
+                return (
+                    ((lo.ceil() as i64)..=(hi.floor() as i64))
+                        .map(|k| k as f64)
+                        .collect(),
+                    Vec::new(),
+                );
             }
             // One light grid line halfway between labelled ticks.
             let half = step / 2.0;
@@ -496,7 +550,9 @@ fn ticks(scale: Scale, lo: f64, hi: f64, integer: bool) -> (Vec<f64>, Vec<f64>) 
             (t, light)
         }
         Scale::Log10 => {
-            let decades: Vec<f64> = ((lo.ceil() as i64)..=(hi.floor() as i64)).map(|k| k as f64).collect();
+            let decades: Vec<f64> = ((lo.ceil() as i64)..=(hi.floor() as i64))
+                .map(|k| k as f64)
+                .collect();
             let mut light = Vec::new();
             for k in (lo.floor() as i64)..=(hi.ceil() as i64) {
                 for m in 2..10 {
@@ -534,7 +590,11 @@ fn ticks(scale: Scale, lo: f64, hi: f64, integer: bool) -> (Vec<f64>, Vec<f64>) 
 /// Format a tick value compactly: integers plainly up to 1e5, otherwise scientific.
 pub fn format_number(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
-        return if v.is_finite() { "0".into() } else { format!("{v}") };
+        return if v.is_finite() {
+            "0".into()
+        } else {
+            format!("{v}")
+        };
     }
     let a = v.abs();
     if !(1e-3..1e5).contains(&a) {
@@ -546,7 +606,11 @@ pub fn format_number(v: f64) -> String {
     }
     let digits = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
     let s = format!("{v:.digits$}");
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
     if s == "-0" {
         "0".into()
     } else {
@@ -561,9 +625,17 @@ fn format_tick(scale: Scale, t: f64) -> String {
     if scale == Scale::Log10 && v > 0.0 && !(0.01..10_000.0).contains(&v) {
         let k = v.log10().floor();
         let m = (v / 10f64.powf(k) * 100.0).round() / 100.0;
-        let (m, k) = if m >= 10.0 { (m / 10.0, k + 1.0) } else { (m, k) };
+        let (m, k) = if m >= 10.0 {
+            (m / 10.0, k + 1.0)
+        } else {
+            (m, k)
+        };
         let ms = format_number(m);
-        return if ms == "1" { format!("1e{k}") } else { format!("{ms}e{k}") };
+        return if ms == "1" {
+            format!("1e{k}")
+        } else {
+            format!("{ms}e{k}")
+        };
     }
     format_number(v)
 }
@@ -606,8 +678,15 @@ impl Figure {
     pub fn size(&self) -> (u32, u32) {
         let cols = self.columns.min(self.panels.len().max(1));
         let rows = self.panels.len().div_ceil(cols).max(1);
-        let title = if self.title.is_some() { Self::TITLE_H } else { 0 };
-        (self.panel_size.0 * cols as u32, self.panel_size.1 * rows as u32 + title)
+        let title = if self.title.is_some() {
+            Self::TITLE_H
+        } else {
+            0
+        };
+        (
+            self.panel_size.0 * cols as u32,
+            self.panel_size.1 * rows as u32 + title,
+        )
     }
 
     /// Draw onto any plotters drawing area.
@@ -621,9 +700,11 @@ impl Figure {
             Some(t) => {
                 let (top, rest) = root.split_vertically(Self::TITLE_H);
                 let (w, _) = top.dim_in_pixel();
-                let style = TextStyle::from((FONT_FAMILY, 20).into_font())
-                    .pos(text_anchor::Pos::new(text_anchor::HPos::Center, text_anchor::VPos::Center));
-                top.draw_text(t, &style, ((w / 2) as i32, (Self::TITLE_H / 2) as i32)).map_err(pe)?;
+                let style = TextStyle::from((FONT_FAMILY, 20).into_font()).pos(
+                    text_anchor::Pos::new(text_anchor::HPos::Center, text_anchor::VPos::Center),
+                );
+                top.draw_text(t, &style, ((w / 2) as i32, (Self::TITLE_H / 2) as i32))
+                    .map_err(pe)?;
                 rest
             }
             None => root.clone(),
@@ -642,7 +723,9 @@ impl Figure {
         {
             let root = BitMapBackend::new(path, self.size()).into_drawing_area();
             self.draw(&root)?;
-            root.present().map_err(pe).with_context(|| format!("cannot write {}", path.display()))?;
+            root.present()
+                .map_err(pe)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(())
     }
@@ -652,7 +735,9 @@ impl Figure {
         {
             let root = SVGBackend::new(path, self.size()).into_drawing_area();
             self.draw(&root)?;
-            root.present().map_err(pe).with_context(|| format!("cannot write {}", path.display()))?;
+            root.present()
+                .map_err(pe)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(())
     }
@@ -717,8 +802,18 @@ fn draw_panel<DB: DrawingBackend>(p: &Panel, area: &DrawingArea<DB, Shift>) -> R
         .x_label_area_size(44)
         .y_label_area_size(62)
         .build_cartesian_2d(
-            Ticked { lo: x0, hi: x1, bold: xt, light: xl },
-            Ticked { lo: y0, hi: y1, bold: yt, light: yl },
+            Ticked {
+                lo: x0,
+                hi: x1,
+                bold: xt,
+                light: xl,
+            },
+            Ticked {
+                lo: y0,
+                hi: y1,
+                bold: yt,
+                light: yl,
+            },
         )
         .map_err(pe)?;
     let (xs, ys) = (p.x.scale, p.y.scale);
@@ -777,7 +872,11 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
         (a.is_finite() && b.is_finite()).then_some((a, b))
     };
     let c = l.color;
-    let stroke = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: l.size };
+    let stroke = ShapeStyle {
+        color: c.to_rgba(),
+        filled: false,
+        stroke_width: l.size,
+    };
     let fill = c.mix(l.opacity).filled();
     let label = l.label.clone();
     // Attach the legend entry to the series just drawn.
@@ -791,7 +890,11 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
     // Legend sample of a line: dashed when the line is (two dashes), else solid.
     let dashed = l.dashed;
     let line_legend = move |(x, y): (i32, i32)| {
-        let (a, b) = if dashed { ((0, 8), (12, 20)) } else { ((0, 10), (10, 20)) };
+        let (a, b) = if dashed {
+            ((0, 8), (12, 20))
+        } else {
+            ((0, 10), (10, 20))
+        };
         EmptyElement::at((x, y))
             + PathElement::new(vec![(a.0, 0), (a.1, 0)], stroke)
             + PathElement::new(vec![(b.0, 0), (b.1, 0)], stroke)
@@ -800,15 +903,23 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
         Kind::Line(pts) => {
             let pts: Vec<(f64, f64)> = pts.iter().filter_map(|&(x, y)| t(x, y)).collect();
             let anno = if l.dashed {
-                chart.draw_series(DashedLineSeries::new(pts, 8, 5, stroke)).map_err(pe)?
+                chart
+                    .draw_series(DashedLineSeries::new(pts, 8, 5, stroke))
+                    .map_err(pe)?
             } else {
-                chart.draw_series(LineSeries::new(pts, stroke)).map_err(pe)?
+                chart
+                    .draw_series(LineSeries::new(pts, stroke))
+                    .map_err(pe)?
             };
             legend!(anno, line_legend);
         }
         Kind::Points(pts) => {
             let pts: Vec<(f64, f64)> = pts.iter().filter_map(|&(x, y)| t(x, y)).collect();
-            let style = if l.filled { c.mix(0.8).filled() } else { c.stroke_width(2) };
+            let style = if l.filled {
+                c.mix(0.8).filled()
+            } else {
+                c.stroke_width(2)
+            };
             draw_markers(chart, pts, l.size as i32, l.marker, style, label)?;
         }
         Kind::ErrorBars(bars) => {
@@ -816,7 +927,9 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
             let mut paths = Vec::new();
             let mut dots = Vec::new();
             for &(x, y, lo, hi) in bars {
-                let (Some(a), Some(b)) = (t(x, lo), t(x, hi)) else { continue };
+                let (Some(a), Some(b)) = (t(x, lo), t(x, hi)) else {
+                    continue;
+                };
                 paths.push(vec![a, b]);
                 paths.push(vec![(a.0 - cap, a.1), (a.0 + cap, a.1)]);
                 paths.push(vec![(b.0 - cap, b.1), (b.0 + cap, b.1)]);
@@ -824,8 +937,13 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
                     dots.push(p);
                 }
             }
-            let s2 = ShapeStyle { stroke_width: 2, ..stroke };
-            chart.draw_series(paths.into_iter().map(|p| PathElement::new(p, s2))).map_err(pe)?;
+            let s2 = ShapeStyle {
+                stroke_width: 2,
+                ..stroke
+            };
+            chart
+                .draw_series(paths.into_iter().map(|p| PathElement::new(p, s2)))
+                .map_err(pe)?;
             draw_markers(chart, dots, l.size as i32, l.marker, c.filled(), label)?;
         }
         Kind::VLine(x) => {
@@ -833,9 +951,13 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
             if xv.is_finite() {
                 let pts = vec![(xv, yr.0), (xv, yr.1)];
                 let anno = if l.dashed {
-                    chart.draw_series(DashedLineSeries::new(pts, 8, 5, stroke)).map_err(pe)?
+                    chart
+                        .draw_series(DashedLineSeries::new(pts, 8, 5, stroke))
+                        .map_err(pe)?
                 } else {
-                    chart.draw_series(LineSeries::new(pts, stroke)).map_err(pe)?
+                    chart
+                        .draw_series(LineSeries::new(pts, stroke))
+                        .map_err(pe)?
                 };
                 legend!(anno, line_legend);
             }
@@ -845,9 +967,13 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
             if yv.is_finite() {
                 let pts = vec![(xr.0, yv), (xr.1, yv)];
                 let anno = if l.dashed {
-                    chart.draw_series(DashedLineSeries::new(pts, 8, 5, stroke)).map_err(pe)?
+                    chart
+                        .draw_series(DashedLineSeries::new(pts, 8, 5, stroke))
+                        .map_err(pe)?
                 } else {
-                    chart.draw_series(LineSeries::new(pts, stroke)).map_err(pe)?
+                    chart
+                        .draw_series(LineSeries::new(pts, stroke))
+                        .map_err(pe)?
                 };
                 legend!(anno, line_legend);
             }
@@ -864,32 +990,54 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
             if upper.len() >= 2 {
                 let mut poly = upper;
                 poly.extend(lower.into_iter().rev());
-                let anno = chart.draw_series(std::iter::once(Polygon::new(poly, fill))).map_err(pe)?;
-                legend!(anno, move |(x, y): (i32, i32)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], fill));
+                let anno = chart
+                    .draw_series(std::iter::once(Polygon::new(poly, fill)))
+                    .map_err(pe)?;
+                legend!(anno, move |(x, y): (i32, i32)| Rectangle::new(
+                    [(x, y - 5), (x + 20, y + 5)],
+                    fill
+                ));
             }
         }
         Kind::Bars(bars) => {
-            let base = if ys == Scale::Linear { 0f64.clamp(yr.0, yr.1) } else { yr.0 };
+            let base = if ys == Scale::Linear {
+                0f64.clamp(yr.0, yr.1)
+            } else {
+                yr.0
+            };
             let rects: Vec<[(f64, f64); 2]> = bars
                 .iter()
                 .filter_map(|&(a, b, h)| {
                     let (x0, x1, y) = (xs.fwd(a), xs.fwd(b), ys.fwd(h));
-                    (x0.is_finite() && x1.is_finite() && y.is_finite()).then_some([(x0, base), (x1, y)])
+                    (x0.is_finite() && x1.is_finite() && y.is_finite())
+                        .then_some([(x0, base), (x1, y)])
                 })
                 .collect();
             chart
                 .draw_series(rects.iter().map(|r| Rectangle::new(*r, c.stroke_width(1))))
                 .map_err(pe)?;
-            let anno = chart.draw_series(rects.iter().map(|r| Rectangle::new(*r, fill))).map_err(pe)?;
-            legend!(anno, move |(x, y): (i32, i32)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], fill));
+            let anno = chart
+                .draw_series(rects.iter().map(|r| Rectangle::new(*r, fill)))
+                .map_err(pe)?;
+            legend!(anno, move |(x, y): (i32, i32)| Rectangle::new(
+                [(x, y - 5), (x + 20, y + 5)],
+                fill
+            ));
         }
         Kind::Boxes(boxes) => {
             let mut rects = Vec::new();
             let mut paths = Vec::new();
             for b in boxes {
-                let (xa, xb, xm) = (xs.fwd(b.x - b.half_width), xs.fwd(b.x + b.half_width), xs.fwd(b.x));
+                let (xa, xb, xm) = (
+                    xs.fwd(b.x - b.half_width),
+                    xs.fwd(b.x + b.half_width),
+                    xs.fwd(b.x),
+                );
                 let [lo, q1, md, q3, hi] = [b.min, b.q1, b.median, b.q3, b.max].map(|v| ys.fwd(v));
-                if ![xa, xb, xm, lo, q1, md, q3, hi].iter().all(|v| v.is_finite()) {
+                if ![xa, xb, xm, lo, q1, md, q3, hi]
+                    .iter()
+                    .all(|v| v.is_finite())
+                {
                     continue;
                 }
                 rects.push([(xa, q1), (xb, q3)]);
@@ -897,11 +1045,23 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
                 paths.push(vec![(xm, q3), (xm, hi)]);
                 paths.push(vec![(xa, md), (xb, md)]);
             }
-            chart.draw_series(rects.iter().map(|r| Rectangle::new(*r, fill))).map_err(pe)?;
-            chart.draw_series(rects.iter().map(|r| Rectangle::new(*r, c.stroke_width(1)))).map_err(pe)?;
-            let s2 = ShapeStyle { stroke_width: 2, ..stroke };
-            let anno = chart.draw_series(paths.into_iter().map(|p| PathElement::new(p, s2))).map_err(pe)?;
-            legend!(anno, move |(x, y): (i32, i32)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], fill));
+            chart
+                .draw_series(rects.iter().map(|r| Rectangle::new(*r, fill)))
+                .map_err(pe)?;
+            chart
+                .draw_series(rects.iter().map(|r| Rectangle::new(*r, c.stroke_width(1))))
+                .map_err(pe)?;
+            let s2 = ShapeStyle {
+                stroke_width: 2,
+                ..stroke
+            };
+            let anno = chart
+                .draw_series(paths.into_iter().map(|p| PathElement::new(p, s2)))
+                .map_err(pe)?;
+            legend!(anno, move |(x, y): (i32, i32)| Rectangle::new(
+                [(x, y - 5), (x + 20, y + 5)],
+                fill
+            ));
         }
         Kind::Violins(vs) => {
             let mut polys = Vec::new();
@@ -923,7 +1083,9 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
                 poly.extend(right.iter().rev().map(|&(a, b)| (2.0 * xc - a, b)));
                 polys.push(poly);
             }
-            chart.draw_series(polys.iter().map(|p| Polygon::new(p.clone(), fill))).map_err(pe)?;
+            chart
+                .draw_series(polys.iter().map(|p| Polygon::new(p.clone(), fill)))
+                .map_err(pe)?;
             let anno = chart
                 .draw_series(polys.iter().map(|p| {
                     let mut closed = p.clone();
@@ -931,12 +1093,17 @@ fn draw_layer<'a, DB: DrawingBackend + 'a>(
                     PathElement::new(closed, c.stroke_width(1))
                 }))
                 .map_err(pe)?;
-            legend!(anno, move |(x, y): (i32, i32)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], fill));
+            legend!(anno, move |(x, y): (i32, i32)| Rectangle::new(
+                [(x, y - 5), (x + 20, y + 5)],
+                fill
+            ));
         }
         Kind::Text { x, y, text } => {
             if let Some(p) = t(*x, *y) {
                 let style = (FONT_FAMILY, l.size).into_font().color(&c);
-                chart.draw_series(std::iter::once(Text::new(text.clone(), p, style))).map_err(pe)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(text.clone(), p, style)))
+                    .map_err(pe)?;
             }
         }
     }
@@ -953,13 +1120,19 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
     style: ShapeStyle,
     label: Option<String>,
 ) -> Result<()> {
-    let cross_style = ShapeStyle { stroke_width: style.stroke_width.max(2), ..style };
+    let cross_style = ShapeStyle {
+        stroke_width: style.stroke_width.max(2),
+        ..style
+    };
     let anno = match m {
         Marker::Circle => chart.draw_series(pts.iter().map(|&p| Circle::new(p, r, style))),
         Marker::Square => chart.draw_series(
-            pts.iter().map(|&p| EmptyElement::at(p) + Rectangle::new([(-r, -r), (r, r)], style)),
+            pts.iter()
+                .map(|&p| EmptyElement::at(p) + Rectangle::new([(-r, -r), (r, r)], style)),
         ),
-        Marker::Triangle => chart.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, r + 1, style))),
+        Marker::Triangle => {
+            chart.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, r + 1, style)))
+        }
         Marker::Cross => chart.draw_series(pts.iter().map(|&p| Cross::new(p, r, cross_style))),
     }
     .map_err(pe)?;
@@ -970,7 +1143,9 @@ fn draw_markers<'a, DB: DrawingBackend + 'a>(
             Marker::Square => anno.legend(move |(x, y)| {
                 EmptyElement::at((x + 10, y)) + Rectangle::new([(-r, -r), (r, r)], style)
             }),
-            Marker::Triangle => anno.legend(move |(x, y)| TriangleMarker::new((x + 10, y), r + 1, style)),
+            Marker::Triangle => {
+                anno.legend(move |(x, y)| TriangleMarker::new((x + 10, y), r + 1, style))
+            }
             Marker::Cross => anno.legend(move |(x, y)| Cross::new((x + 10, y), r, cross_style)),
         };
     }
@@ -1048,38 +1223,90 @@ mod tests {
 
     #[test]
     fn violin_and_box() {
-        let s: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin() * 3.0 + 10.0).collect();
+        let s: Vec<f64> = (0..50)
+            .map(|i| (i as f64 * 0.37).sin() * 3.0 + 10.0)
+            .collect();
         let v = Violin::from_samples(5.0, 2.0, &s, Scale::Linear).unwrap();
         let wmax = v.profile.iter().map(|p| p.1).fold(0.0, f64::max);
         assert!((wmax - 2.0).abs() < 1e-12);
         let lo = v.profile.first().unwrap().0;
         let hi = v.profile.last().unwrap().0;
-        let (mn, mx) = s.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-        assert!((lo - mn).abs() < 1e-9 && (hi - mx).abs() < 1e-9, "cut at the data's extremes");
+        let (mn, mx) = s
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        assert!(
+            (lo - mn).abs() < 1e-9 && (hi - mx).abs() < 1e-9,
+            "cut at the data's extremes"
+        );
         let b = BoxStat::from_samples(1.0, 0.1, &[4.0, 1.0, 3.0, 2.0, 5.0]).unwrap();
-        assert_eq!((b.min, b.q1, b.median, b.q3, b.max), (1.0, 2.0, 3.0, 4.0, 5.0));
+        assert_eq!(
+            (b.min, b.q1, b.median, b.q3, b.max),
+            (1.0, 2.0, 3.0, 4.0, 5.0)
+        );
         assert!(BoxStat::from_samples(0.0, 0.1, &[f64::NAN]).is_none());
     }
 
     fn demo() -> Figure {
         let xs: Vec<f64> = (0..20).map(|i| 500.0 * 1.4f64.powi(i)).collect();
-        let pts: Vec<(f64, f64)> = xs.iter().map(|&k| (k, 0.5 + 0.5 / (1.0 + (-(k.log10() - 4.0) * 5.0).exp()))).collect();
-        let a = Panel::new("log x, all layer kinds", Axis::log10("K"), Axis::linear("accuracy").range(0.3, 1.05))
-            .layer(Layer::band(vec![(8000.0, 0.3, 1.05), (12000.0, 0.3, 1.05)]).color(GREY).opacity(0.2).label("band"))
-            .layer(Layer::line(pts.clone()).color(color(3)).label("line"))
-            .layer(Layer::points(pts.clone()).hollow().label("points"))
-            .layer(Layer::error_bars(pts.iter().map(|&(x, y)| (x, y, y - 0.02, y + 0.02)).collect()).marker(Marker::Square).label("errors"))
-            .layer(Layer::vline(1e4).dashed().color(DARK).label("K* = 1e4"))
-            .layer(Layer::hline(0.5).dashed().color(GREY))
-            .layer(Layer::text(1000.0, 0.95, "text ok"))
-            .legend(Legend::LowerRight);
+        let pts: Vec<(f64, f64)> = xs
+            .iter()
+            .map(|&k| (k, 0.5 + 0.5 / (1.0 + (-(k.log10() - 4.0) * 5.0).exp())))
+            .collect();
+        let a = Panel::new(
+            "log x, all layer kinds",
+            Axis::log10("K"),
+            Axis::linear("accuracy").range(0.3, 1.05),
+        )
+        .layer(
+            Layer::band(vec![(8000.0, 0.3, 1.05), (12000.0, 0.3, 1.05)])
+                .color(GREY)
+                .opacity(0.2)
+                .label("band"),
+        )
+        .layer(Layer::line(pts.clone()).color(color(3)).label("line"))
+        .layer(Layer::points(pts.clone()).hollow().label("points"))
+        .layer(
+            Layer::error_bars(
+                pts.iter()
+                    .map(|&(x, y)| (x, y, y - 0.02, y + 0.02))
+                    .collect(),
+            )
+            .marker(Marker::Square)
+            .label("errors"),
+        )
+        .layer(Layer::vline(1e4).dashed().color(DARK).label("K* = 1e4"))
+        .layer(Layer::hline(0.5).dashed().color(GREY))
+        .layer(Layer::text(1000.0, 0.95, "text ok"))
+        .legend(Legend::LowerRight);
         let samples: Vec<f64> = (0..40).map(|i| 100.0 + (i as f64).powf(1.5)).collect();
         let b = Panel::new("violins, boxes, bars", Axis::linear("N"), Axis::linear("t"))
-            .layer(Layer::violins(vec![Violin::from_samples(1.0, 0.3, &samples, Scale::Linear).unwrap()]))
-            .layer(Layer::boxes(vec![BoxStat::from_samples(1.0, 0.05, &samples).unwrap()]).color(DARK))
-            .layer(Layer::bars(vec![(2.0, 2.5, 150.0), (2.5, 3.0, 200.0)]).color(color(2)).label("bars"))
-            .layer(Layer::points(vec![(3.0, 120.0)]).marker(Marker::Cross).label("cross"))
-            .layer(Layer::points(vec![(3.2, 130.0)]).marker(Marker::Triangle).label("triangle"));
+            .layer(Layer::violins(vec![Violin::from_samples(
+                1.0,
+                0.3,
+                &samples,
+                Scale::Linear,
+            )
+            .unwrap()]))
+            .layer(
+                Layer::boxes(vec![BoxStat::from_samples(1.0, 0.05, &samples).unwrap()]).color(DARK),
+            )
+            .layer(
+                Layer::bars(vec![(2.0, 2.5, 150.0), (2.5, 3.0, 200.0)])
+                    .color(color(2))
+                    .label("bars"),
+            )
+            .layer(
+                Layer::points(vec![(3.0, 120.0)])
+                    .marker(Marker::Cross)
+                    .label("cross"),
+            )
+            .layer(
+                Layer::points(vec![(3.2, 130.0)])
+                    .marker(Marker::Triangle)
+                    .label("triangle"),
+            );
         Figure::new("icl-plot self test").panel(a).panel(b)
     }
 
@@ -1096,7 +1323,11 @@ mod tests {
         assert!(png.len() > 20_000, "png size {}", png.len());
         assert_eq!(png, std::fs::read(&p2).unwrap());
         let svg = std::fs::read_to_string(&s1).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("icl-plot self test") && svg.contains("K* = 1e4"));
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("icl-plot self test")
+                && svg.contains("K* = 1e4")
+        );
         assert_eq!(svg, std::fs::read_to_string(&s2).unwrap());
         if let Ok(keep) = std::env::var("ICL_PLOT_KEEP") {
             std::fs::copy(&p1, keep).unwrap();
@@ -1107,7 +1338,10 @@ mod tests {
     fn text_is_drawn_with_the_bundled_font() {
         // The title area of a figure with a title must contain dark (text) pixels; without a
         // usable font plotters would fail or draw nothing.
-        let fig = Figure::new("Title").panel(Panel::new("p", Axis::linear("x"), Axis::linear("y")).layer(Layer::points(vec![(0.0, 0.0)])));
+        let fig = Figure::new("Title").panel(
+            Panel::new("p", Axis::linear("x"), Axis::linear("y"))
+                .layer(Layer::points(vec![(0.0, 0.0)])),
+        );
         let (w, h) = fig.size();
         let mut buf = vec![255u8; (w * h * 3) as usize];
         {
@@ -1115,7 +1349,10 @@ mod tests {
             fig.draw(&root).unwrap();
             root.present().unwrap();
         }
-        let dark = buf[..(w * 36 * 3) as usize].chunks(3).filter(|p| p[0] < 100).count();
+        let dark = buf[..(w * 36 * 3) as usize]
+            .chunks(3)
+            .filter(|p| p[0] < 100)
+            .count();
         assert!(dark > 30, "title text pixels: {dark}");
     }
 }

@@ -41,12 +41,18 @@ impl ReportParams {
         if d.is_empty() || d.starts_with('/') || d.split('/').any(|c| c == "..") {
             e.push(ParamError::new(
                 "figures_dir",
-                format!("must be a relative folder inside the results folder (got `{}`)", self.figures_dir),
+                format!(
+                    "must be a relative folder inside the results folder (got `{}`)",
+                    self.figures_dir
+                ),
             ));
         }
         if let Some(p) = &self.profile {
             if p.trim().is_empty() {
-                e.push(ParamError::new("profile", "must be a non-empty profile name when given"));
+                e.push(ParamError::new(
+                    "profile",
+                    "must be a non-empty profile name when given",
+                ));
             }
         }
         e
@@ -95,7 +101,11 @@ pub fn fmt_num(v: f64) -> String {
     if !(-3..5).contains(&mag) {
         let s = format!("{v:.2e}");
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
+        let m = if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            m
+        };
         return format!("{m}e{e}");
     }
     let decimals = (2 - mag).max(0) as usize;
@@ -105,7 +115,12 @@ pub fn fmt_num(v: f64) -> String {
 /// Ours: "value [low, high]" (interval omitted when undefined).
 pub fn fmt_ours(c: &Claim) -> String {
     if c.low.is_finite() || c.high.is_finite() {
-        format!("{} [{}, {}]", fmt_num(c.value), fmt_num(c.low), fmt_num(c.high))
+        format!(
+            "{} [{}, {}]",
+            fmt_num(c.value),
+            fmt_num(c.low),
+            fmt_num(c.high)
+        )
     } else {
         fmt_num(c.value)
     }
@@ -125,7 +140,11 @@ fn verdict_md(v: Verdict) -> &'static str {
 }
 
 fn figure_path(dir: &str, c: &Claim, ext: &str) -> String {
-    format!("{}/{}.{ext}", dir.trim_end_matches('/'), c.claim.to_lowercase())
+    format!(
+        "{}/{}.{ext}",
+        dir.trim_end_matches('/'),
+        c.claim.to_lowercase()
+    )
 }
 
 /// The checks table of a claim's details, when the details follow the
@@ -146,7 +165,14 @@ fn checks_table(details: &serde_json::Value) -> Option<String> {
             Some(other) => other.to_string(),
         };
         let rule = c.get("rule").and_then(|v| v.as_str()).unwrap_or("");
-        let _ = writeln!(s, "| {} | {} | {} | {} |", cell(name), pass, cell(&value), cell(rule));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            cell(name),
+            pass,
+            cell(&value),
+            cell(rule)
+        );
     }
     Some(s)
 }
@@ -164,15 +190,25 @@ fn trend_table(details: &serde_json::Value) -> Option<String> {
         },
         Value::Null => "n/a".into(),
         Value::String(s) => cell(s),
-        Value::Bool(b) => if *b { "yes".into() } else { "no".into() },
+        Value::Bool(b) => {
+            if *b {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }
         other => cell(&other.to_string()),
     };
     if let Some(l) = details.get("ladder") {
         let rows = l.get("rows")?.as_array()?;
-        let mut t = String::from("| N | value [95% interval] | runs | verdict at this N |\n|---|---|---|---|\n");
+        let mut t = String::from(
+            "| N | value [95% interval] | runs | verdict at this N |\n|---|---|---|---|\n",
+        );
         for r in rows {
             let interval = match (r.get("low"), r.get("high")) {
-                (Some(lo @ Value::Number(_)), Some(hi @ Value::Number(_))) => format!(" [{}, {}]", fmt(lo), fmt(hi)),
+                (Some(lo @ Value::Number(_)), Some(hi @ Value::Number(_))) => {
+                    format!(" [{}, {}]", fmt(lo), fmt(hi))
+                }
                 _ => String::new(),
             };
             let verdict = r.get("verdict").and_then(Value::as_str).unwrap_or("");
@@ -191,14 +227,27 @@ fn trend_table(details: &serde_json::Value) -> Option<String> {
     }
     let rows = details.get("per_N")?.as_array()?;
     let first = rows.first()?.as_object()?;
-    let mut keys: Vec<&String> = first.keys().filter(|k| !first[*k].is_array() && !first[*k].is_object()).collect();
+    let mut keys: Vec<&String> = first
+        .keys()
+        .filter(|k| !first[*k].is_array() && !first[*k].is_object())
+        .collect();
     keys.sort_by_key(|k| (k.as_str() != "N", k.as_str() != "runs"));
     if keys.len() < 2 {
         return None;
     }
-    let mut t = format!("| {} |\n|{}\n", keys.iter().map(|k| cell(k)).collect::<Vec<_>>().join(" | "), "---|".repeat(keys.len()));
+    let mut t = format!(
+        "| {} |\n|{}\n",
+        keys.iter().map(|k| cell(k)).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(keys.len())
+    );
     for r in rows {
-        t.push_str(&format!("| {} |\n", keys.iter().map(|k| fmt(r.get(k.as_str()).unwrap_or(&Value::Null))).collect::<Vec<_>>().join(" | ")));
+        t.push_str(&format!(
+            "| {} |\n",
+            keys.iter()
+                .map(|k| fmt(r.get(k.as_str()).unwrap_or(&Value::Null)))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
     }
     Some(format!("Trend with N (the sweep's per-N numbers):\n\n{t}"))
 }
@@ -210,8 +259,15 @@ fn prediction_rows(details: &serde_json::Value) -> Vec<[String; 6]> {
     let Some(rows) = details.get("predictions").and_then(|v| v.as_array()) else {
         return Vec::new();
     };
-    let f = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_f64()).map(fmt_num).unwrap_or_else(|| "n/a".into());
-    let t = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let f = |r: &serde_json::Value, k: &str| {
+        r.get(k)
+            .and_then(|v| v.as_f64())
+            .map(fmt_num)
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let t = |r: &serde_json::Value, k: &str| {
+        r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
     rows.iter()
         .map(|r| {
             let interval = t(r, "interval");
@@ -220,9 +276,20 @@ fn prediction_rows(details: &serde_json::Value) -> Vec<[String; 6]> {
                 f(r, "measured"),
                 f(r, "low"),
                 f(r, "high"),
-                if interval.is_empty() { String::new() } else { format!(" ({interval})") }
+                if interval.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({interval})")
+                }
             );
-            [t(r, "quantity"), t(r, "at"), t(r, "fit_on"), f(r, "predicted"), measured, f(r, "ratio")]
+            [
+                t(r, "quantity"),
+                t(r, "at"),
+                t(r, "fit_on"),
+                f(r, "predicted"),
+                measured,
+                f(r, "ratio"),
+            ]
         })
         .collect()
 }
@@ -241,7 +308,16 @@ fn predictions_table(rows: &[[String; 6]], claim: Option<&str>) -> String {
         if let Some(c) = claim {
             let _ = write!(s, "| [{c}](#{}) ", c.to_lowercase());
         }
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", cell(&r[0]), cell(&r[1]), cell(&r[2]), cell(&r[3]), cell(&r[4]), cell(&r[5]));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&r[0]),
+            cell(&r[1]),
+            cell(&r[2]),
+            cell(&r[3]),
+            cell(&r[4]),
+            cell(&r[5])
+        );
     }
     s
 }
@@ -279,7 +355,11 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
         let mut ps: Vec<&str> = claims.iter().map(|c| c.profile.as_str()).collect();
         ps.sort();
         ps.dedup();
-        if ps.is_empty() { "unknown".into() } else { ps.join(", ") }
+        if ps.is_empty() {
+            "unknown".into()
+        } else {
+            ps.join(", ")
+        }
     });
     let count = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count();
     let _ = writeln!(md, "# Reproduction report\n");
@@ -353,8 +433,19 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
     }
     for c in claims {
         let _ = writeln!(md, "<a id=\"{}\"></a>\n", c.claim.to_lowercase());
-        let _ = writeln!(md, "## {}: {} ({})\n", c.claim, verdict_md(c.verdict), c.figure);
-        let _ = writeln!(md, "**Paper.** {} Paper's value: {}.\n", c.statement.trim(), c.paper_value.trim().trim_end_matches('.'));
+        let _ = writeln!(
+            md,
+            "## {}: {} ({})\n",
+            c.claim,
+            verdict_md(c.verdict),
+            c.figure
+        );
+        let _ = writeln!(
+            md,
+            "**Paper.** {} Paper's value: {}.\n",
+            c.statement.trim(),
+            c.paper_value.trim().trim_end_matches('.')
+        );
         let _ = writeln!(
             md,
             "**Ours.** {} {} from {} runs (profile `{}`).\n",
@@ -365,7 +456,11 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
         );
         let png = figure_path(&p.figures_dir, c, "png");
         let svg = figure_path(&p.figures_dir, c, "svg");
-        let _ = writeln!(md, "![{} figure]({png})\n\nVector version: [{svg}]({svg})\n", c.claim);
+        let _ = writeln!(
+            md,
+            "![{} figure]({png})\n\nVector version: [{svg}]({svg})\n",
+            c.claim
+        );
         let parsed: Option<serde_json::Value> = serde_json::from_str(&c.details).ok();
         if let Some(d) = &parsed {
             if let Some(t) = checks_table(d) {
@@ -376,7 +471,11 @@ pub fn render(claims: &[Claim], p: &ReportParams) -> String {
             }
             let rows = prediction_rows(d);
             if !rows.is_empty() {
-                let _ = writeln!(md, "Prediction against measurement:\n\n{}", predictions_table(&rows, None));
+                let _ = writeln!(
+                    md,
+                    "Prediction against measurement:\n\n{}",
+                    predictions_table(&rows, None)
+                );
             }
             if let Some(rule) = d.get("verdict_rule").and_then(|v| v.as_str()) {
                 let _ = writeln!(md, "Verdict rule: {rule}.\n");
@@ -406,12 +505,20 @@ impl Stage for ReportStage {
     fn check(&self, command: &str, p: &serde_json::Value) -> Vec<ParamError> {
         match command {
             "report" => params(p).err().unwrap_or_default(),
-            other => vec![ParamError::new("command", format!("unknown command `{other}`; allowed: report"))],
+            other => vec![ParamError::new(
+                "command",
+                format!("unknown command `{other}`; allowed: report"),
+            )],
         }
     }
 
     fn run(&self, task: &TaskSpec) -> Result<()> {
-        ensure!(task.command == "report", "stage {}: unknown command `{}`; allowed: report", task.stage, task.command);
+        ensure!(
+            task.command == "report",
+            "stage {}: unknown command `{}`; allowed: report",
+            task.stage,
+            task.command
+        );
         let p = params(&task.params).map_err(|e| {
             let m: Vec<String> = e.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, m.join("; "))
@@ -425,7 +532,11 @@ impl Stage for ReportStage {
             );
         }
         let refs = task.inputs_all("claims");
-        ensure!(!refs.is_empty(), "stage {}: input `claims` is missing or empty", task.stage);
+        ensure!(
+            !refs.is_empty(),
+            "stage {}: input `claims` is missing or empty",
+            task.stage
+        );
         let tables = refs
             .iter()
             .map(|r| claim::read(&r.path))
@@ -436,7 +547,8 @@ impl Stage for ReportStage {
         }
         if task.outputs.iter().any(|o| o == "report") {
             let path = task.output_path("report", "md");
-            std::fs::write(&path, render(&claims, &p)).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, render(&claims, &p))
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(())
     }
@@ -464,9 +576,13 @@ mod tests {
             "rows": [{"N": 8, "value": 0.0, "low": 0.0, "high": 0.1, "runs": 30, "verdict": "not reproduced"},
                      {"N": 16, "value": 0.5, "low": null, "high": null, "runs": 30, "verdict": "reproduced"}]}});
         let t = trend_table(&d).unwrap();
-        assert!(t.contains("| 8 | 0 [0, 0.100] | 30 | not reproduced |"), "{t}");
+        assert!(
+            t.contains("| 8 | 0 [0, 0.100] | 30 | not reproduced |"),
+            "{t}"
+        );
         assert!(t.contains("| 16 | 0.500 | 30 | **reproduced** |"), "{t}");
-        let d = serde_json::json!({"per_N": [{"median": 4221.0, "runs": 10, "N": 8.0, "q": [1, 2]}]});
+        let d =
+            serde_json::json!({"per_N": [{"median": 4221.0, "runs": 10, "N": 8.0, "q": [1, 2]}]});
         let t = trend_table(&d).unwrap();
         assert!(t.contains("| N | runs | median |"), "{t}");
         assert!(t.contains("| 8 | 10 | 4221 |"), "{t}");
@@ -482,7 +598,12 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0][4], "900 [800, 1100] (95%)");
         let t = predictions_table(&rows, Some("C6"));
-        assert!(t.contains("| [C6](#c6) | K* | N = 16 | N = 8, 12 | 1000 | 900 [800, 1100] (95%) | 0.900 |"), "{t}");
+        assert!(
+            t.contains(
+                "| [C6](#c6) | K* | N = 16 | N = 8, 12 | 1000 | 900 [800, 1100] (95%) | 0.900 |"
+            ),
+            "{t}"
+        );
         assert!(prediction_rows(&serde_json::json!({"checks": []})).is_empty());
     }
 

@@ -28,7 +28,10 @@ fn c(id: &str, v: Verdict, value: f64) -> Claim {
 fn table(dir: &Path, name: &str, claims: &[Claim]) -> InputRef {
     let p = dir.join(format!("{name}.parquet"));
     claim::write(&p, claims).unwrap();
-    InputRef { hash: icl_store::hash::hash_file(&p).unwrap(), path: p }
+    InputRef {
+        hash: icl_store::hash::hash_file(&p).unwrap(),
+        path: p,
+    }
 }
 
 fn task(dir: &Path, out: &str, inputs: Vec<InputRef>, params: serde_json::Value) -> TaskSpec {
@@ -65,16 +68,53 @@ fn report_and_claims_table() {
     // claims.parquet through polars: sorted by claim id, plain columns.
     let f = std::fs::File::open(t.output_path("claims", "parquet")).unwrap();
     let df = ParquetReader::new(f).finish().unwrap();
-    let ids: Vec<&str> = df.column("claim").unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
+    let ids: Vec<&str> = df
+        .column("claim")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
     assert_eq!(ids, ["C1", "C2", "C9", "C10"]);
-    for col in ["claim", "figure", "statement", "paper_value", "value", "low", "high", "unit", "profile", "verdict", "n_runs", "details"] {
+    for col in [
+        "claim",
+        "figure",
+        "statement",
+        "paper_value",
+        "value",
+        "low",
+        "high",
+        "unit",
+        "profile",
+        "verdict",
+        "n_runs",
+        "details",
+    ] {
         assert!(df.column(col).is_ok(), "column {col}");
     }
-    let verdicts: Vec<&str> = df.column("verdict").unwrap().str().unwrap().iter().map(|v| v.unwrap()).collect();
-    assert_eq!(verdicts, ["reproduced", "partly", "reproduced", "not reproduced"]);
-    assert_eq!(df.column("value").unwrap().f64().unwrap().get(0), Some(9812.0));
+    let verdicts: Vec<&str> = df
+        .column("verdict")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["reproduced", "partly", "reproduced", "not reproduced"]
+    );
+    assert_eq!(
+        df.column("value").unwrap().f64().unwrap().get(0),
+        Some(9812.0)
+    );
     assert_eq!(df.column("n_runs").unwrap().i64().unwrap().get(3), Some(7));
-    assert_eq!(df.column("low").unwrap().f64().unwrap().get(1), None, "no interval is null");
+    assert_eq!(
+        df.column("low").unwrap().f64().unwrap().get(1),
+        None,
+        "no interval is null"
+    );
 
     let md = std::fs::read_to_string(t.output_path("report", "md")).unwrap();
     assert!(md.contains("## Notes\n\nQuick profile: N scaled from 100 to 20"));
@@ -85,8 +125,15 @@ fn report_and_claims_table() {
     assert!(rows[0].starts_with("| [C1](#c1) | Fig C1 |"));
     assert!(rows[0].contains("9812 [7850, 12265]"), "{}", rows[0]);
     assert!(rows[0].contains("figures/c1.png"));
-    assert!(rows[0].contains("statement of C1 \\| with a pipe"), "pipes are escaped");
-    assert!(rows[1].contains("| 3.00 |"), "no interval when undefined: {}", rows[1]);
+    assert!(
+        rows[0].contains("statement of C1 \\| with a pipe"),
+        "pipes are escaped"
+    );
+    assert!(
+        rows[1].contains("| 3.00 |"),
+        "no interval when undefined: {}",
+        rows[1]
+    );
     assert!(rows[3].contains("figures/c10.png") && rows[3].contains("not reproduced"));
     assert!(md.contains("## C9: **reproduced** (Fig C9)"));
     assert!(md.contains("![C10 figure](figures/c10.png)"));
@@ -97,7 +144,10 @@ fn report_and_claims_table() {
     let t2 = task(dir.path(), "out2", inputs, params);
     ReportStage.run(&t2).unwrap();
     for (n, e) in [("report", "md"), ("claims", "parquet")] {
-        assert_eq!(std::fs::read(t.output_path(n, e)).unwrap(), std::fs::read(t2.output_path(n, e)).unwrap());
+        assert_eq!(
+            std::fs::read(t.output_path(n, e)).unwrap(),
+            std::fs::read(t2.output_path(n, e)).unwrap()
+        );
     }
 }
 
@@ -116,5 +166,8 @@ fn duplicate_claims_are_rejected() {
 #[test]
 fn bad_command_and_params_are_named() {
     assert_eq!(ReportStage.check("render", &json!({}))[0].key, "command");
-    assert_eq!(ReportStage.check("report", &json!({"figures_dir": "/abs"}))[0].key, "figures_dir");
+    assert_eq!(
+        ReportStage.check("report", &json!({"figures_dir": "/abs"}))[0].key,
+        "figures_dir"
+    );
 }

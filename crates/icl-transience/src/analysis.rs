@@ -34,7 +34,10 @@ impl Thresholds {
     /// The thresholds for a run with context length `n`: `lose` as set, or by default halfway
     /// between `acquire` and the count floor of `n`.
     pub fn for_n(acquire: f64, lose: Option<f64>, n: u64) -> Self {
-        Self { acquire, lose: lose.unwrap_or_else(|| icl_claim::floor::lose_threshold(acquire, n)) }
+        Self {
+            acquire,
+            lose: lose.unwrap_or_else(|| icl_claim::floor::lose_threshold(acquire, n)),
+        }
     }
 }
 
@@ -62,7 +65,11 @@ impl Curve {
                 column_names(df)
             );
         }
-        let c3 = if df.column("c3").is_ok() { f64s(df, "c3")? } else { vec![f64::NAN; df.height()] };
+        let c3 = if df.column("c3").is_ok() {
+            f64s(df, "c3")?
+        } else {
+            vec![f64::NAN; df.height()]
+        };
         let c = Curve {
             label: label.into(),
             iteration: f64s(df, "iteration")?,
@@ -344,7 +351,10 @@ pub fn fit_relation(points: &[RelationPoint]) -> Option<RelationFit> {
 mod tests {
     use super::*;
 
-    const TH: Thresholds = Thresholds { acquire: 0.9, lose: 0.6 };
+    const TH: Thresholds = Thresholds {
+        acquire: 0.9,
+        lose: 0.6,
+    };
 
     fn curve(icl: &[f64], iwl: &[f64]) -> Curve {
         let n = icl.len();

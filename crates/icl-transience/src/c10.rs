@@ -17,8 +17,8 @@ use crate::analysis::{
 };
 use crate::params::C10Params;
 use crate::Run;
-use icl_claim::claim::Check;
 use anyhow::{ensure, Result};
+use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
 use icl_claim::stats::{finite, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
@@ -53,7 +53,11 @@ pub fn lose_summary(th: &[Thresholds]) -> (String, f64) {
     v.sort_by(f64::total_cmp);
     v.dedup();
     let max = v.last().copied().unwrap_or(f64::NAN);
-    let text = v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" / ");
+    let text = v
+        .iter()
+        .map(|x| format!("{x:.3}"))
+        .collect::<Vec<_>>()
+        .join(" / ");
     (text, max)
 }
 
@@ -64,12 +68,18 @@ pub fn count_floors(runs: &[Run]) -> serde_json::Value {
 
 /// Each run's thresholds at its own N (see [`Thresholds::for_n`]).
 pub fn run_thresholds(runs: &[Run], acquire: f64, lose: Option<f64>) -> Vec<Thresholds> {
-    runs.iter().map(|r| Thresholds::for_n(acquire, lose, r.n)).collect()
+    runs.iter()
+        .map(|r| Thresholds::for_n(acquire, lose, r.n))
+        .collect()
 }
 
 /// The loss threshold of every run against the count floor of its N.
 pub fn loss_floor_check(runs: &[Run], thresholds: &[Thresholds]) -> Check {
-    let pairs: Vec<(f64, u64)> = runs.iter().zip(thresholds).map(|(r, t)| (t.lose, r.n)).collect();
+    let pairs: Vec<(f64, u64)> = runs
+        .iter()
+        .zip(thresholds)
+        .map(|(r, t)| (t.lose, r.n))
+        .collect();
     icl_claim::floor::floor_check_each("loss", &pairs)
 }
 
@@ -81,8 +91,11 @@ pub fn shows_transience(a: &RunAnalysis, min_iwl_rise: f64) -> bool {
 pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
     ensure!(!runs.is_empty(), "no runs given");
     let thresholds = run_thresholds(&runs, p.acquire_threshold, p.lose_threshold);
-    let per_run: Vec<RunAnalysis> =
-        runs.iter().zip(&thresholds).map(|(r, th)| analyze_run(&r.curve, *th)).collect();
+    let per_run: Vec<RunAnalysis> = runs
+        .iter()
+        .zip(&thresholds)
+        .map(|(r, th)| analyze_run(&r.curve, *th))
+        .collect();
     let ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
     let lose_values = lose_summary(&thresholds);
     let n = runs.len();
@@ -116,7 +129,11 @@ pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
             }
         }
     }
-    let spearman_acc = if icl_acc.len() >= 3 { icl_claim::stats::spearman(&icl_acc, &iwl_acc) } else { f64::NAN };
+    let spearman_acc = if icl_acc.len() >= 3 {
+        icl_claim::stats::spearman(&icl_acc, &iwl_acc)
+    } else {
+        f64::NAN
+    };
     let floor_acq = icl_claim::floor::floor_check("acquisition", p.acquire_threshold, &ns);
     let floor_lose = loss_floor_check(&runs, &thresholds);
     let floors_ok = floor_acq.pass && floor_lose.pass;
@@ -276,7 +293,10 @@ impl C10Analysis {
 
         // Fig 6d as the authors draw it: accuracies at every post-acquisition evaluation.
         let mut acc6d = Panel::new(
-            format!("(6d) after acquisition: ICL vs IWL accuracy (Spearman {:.2})", self.spearman_acc),
+            format!(
+                "(6d) after acquisition: ICL vs IWL accuracy (Spearman {:.2})",
+                self.spearman_acc
+            ),
             Axis::linear("IWL accuracy"),
             Axis::linear("ICL accuracy"),
         )

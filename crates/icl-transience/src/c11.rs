@@ -7,13 +7,13 @@
 //! is "beyond the budget" when most are not lost; runs never acquiring have no time of loss).
 
 use crate::analysis::{analyze_run, Class, RunAnalysis, Thresholds};
-use icl_claim::stats::{ranks, spearman};
 use crate::params::C11Params;
 use crate::Run;
-use icl_claim::claim::Check;
 use anyhow::{ensure, Result};
+use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
 use icl_claim::stats::{bootstrap, finite, linear_fit, median, percentile_interval};
+use icl_claim::stats::{ranks, spearman};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, GREY};
 use serde::Serialize;
 use serde_json::json;
@@ -52,8 +52,11 @@ pub struct C11Analysis {
 pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
     ensure!(!runs.is_empty(), "no runs given");
     let thresholds = crate::c10::run_thresholds(&runs, p.acquire_threshold, p.lose_threshold);
-    let per_run: Vec<RunAnalysis> =
-        runs.iter().zip(&thresholds).map(|(r, th)| analyze_run(&r.curve, *th)).collect();
+    let per_run: Vec<RunAnalysis> = runs
+        .iter()
+        .zip(&thresholds)
+        .map(|(r, th)| analyze_run(&r.curve, *th))
+        .collect();
     let ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
     let lose = crate::c10::lose_summary(&thresholds);
     let mut wds: Vec<f64> = runs.iter().map(|r| r.wd_attn).collect();

@@ -15,8 +15,8 @@
 //! standard) with an interval from Jeffreys-posterior draws of every K x arm fraction.
 
 use crate::params::C12Params;
-use icl_claim::claim::Check;
 use anyhow::{bail, ensure, Result};
+use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
 use icl_claim::frame::{bools, column_names, f64s};
 use icl_claim::stats::{chi2_sf, finite, percentile_interval, wilson};
@@ -197,7 +197,10 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
         .map(|b| b.unwrap_or(false))
         .collect();
     let final_acc = f64s(df, "final_icl_acc")?;
-    let acq: Vec<bool> = final_acc.iter().map(|&a| a > p.final_acc_threshold).collect();
+    let acq: Vec<bool> = final_acc
+        .iter()
+        .map(|&a| a > p.final_acc_threshold)
+        .collect();
     let k = f64s(df, "K")?
         .into_iter()
         .map(|v| if v.is_nan() { f64::INFINITY } else { v })
@@ -237,7 +240,11 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
         }
         let (e, s) = (Arm::new(&eq), Arm::new(&st));
         let ever_arm = |want_eq: bool| {
-            let v: Vec<f64> = idx.iter().filter(|&&i| is_eq(i) == want_eq).map(|&i| ever[i] as u8 as f64).collect();
+            let v: Vec<f64> = idx
+                .iter()
+                .filter(|&&i| is_eq(i) == want_eq)
+                .map(|&i| ever[i] as u8 as f64)
+                .collect();
             Arm::new(&v)
         };
         strata.push(Stratum {
@@ -302,7 +309,10 @@ pub fn analyze(df: &DataFrame, final_beta: Option<&[f64]>, p: &C12Params) -> Res
     let st_runs: usize = strata.iter().map(|s| s.standard.runs).sum();
     let ns: Vec<u64> = {
         let n = f64s(df, "N")?;
-        let mut v: Vec<u64> = (0..df.height()).filter(|&i| used[i]).map(|i| n[i] as u64).collect();
+        let mut v: Vec<u64> = (0..df.height())
+            .filter(|&i| used[i])
+            .map(|i| n[i] as u64)
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -390,7 +400,8 @@ impl C12Analysis {
             value: self.rd,
             low: self.rd_low,
             high: self.rd_high,
-            unit: "fraction with final ICL accuracy > 0.75, equalized minus standard (MH over K)".into(),
+            unit: "fraction with final ICL accuracy > 0.75, equalized minus standard (MH over K)"
+                .into(),
             profile: p.profile.clone(),
             verdict: self.verdict,
             n_runs: self.n_runs as i64,

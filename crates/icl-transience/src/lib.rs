@@ -18,10 +18,10 @@ pub mod params;
 use analysis::Curve;
 use anyhow::{bail, ensure, Result};
 use icl_claim::claim::Claim;
-use icl_claim::stage_io::{self, errs, input_paths, params, unknown_command};
 use icl_claim::frame::{self, f64s};
 use icl_claim::ladder;
 use icl_claim::params::check;
+use icl_claim::stage_io::{self, errs, input_paths, params, unknown_command};
 use icl_store::task::{ParamError, Stage, TaskSpec};
 use params::{C10Params, C11Params, C12Params};
 
@@ -35,7 +35,10 @@ impl Stage for TransienceStage {
             "c10" => errs(check::<C10Params>(params)),
             "c11" => errs(check::<C11Params>(params)),
             "c12" => errs(check::<C12Params>(params)),
-            other => vec![ParamError::new("command", unknown_command(other, &COMMANDS))],
+            other => vec![ParamError::new(
+                "command",
+                unknown_command(other, &COMMANDS),
+            )],
         }
     }
 
@@ -91,7 +94,11 @@ pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
                 wd[i]
             );
             let label = format!("{}, wd={}", labels[i], icl_plot::format_number(wd[i]));
-            ensure!(ns[i].is_finite() && ns[i] >= 2.0, "summary {i} has no valid N ({})", ns[i]);
+            ensure!(
+                ns[i].is_finite() && ns[i] >= 2.0,
+                "summary {i} has no valid N ({})",
+                ns[i]
+            );
             Ok(Run {
                 curve: curve(i, label)?,
                 wd_attn: wd[i],
@@ -152,14 +159,21 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
                 ns @ [_, _, ..] => ladder::judge_each(ns, |n| {
                     let mask = ladder::mask_at(&df, n)?;
                     let beta: Option<Vec<f64>> = beta.as_ref().map(|b| {
-                        b.iter().zip(&mask).filter(|(_, m)| **m).map(|(v, _)| *v).collect()
+                        b.iter()
+                            .zip(&mask)
+                            .filter(|(_, m)| **m)
+                            .map(|(v, _)| *v)
+                            .collect()
                     });
                     judge(&ladder::rows_at(&df, n)?, beta.as_deref())
                 })?,
                 _ => judge(&df, beta.as_deref())?,
             }
         }
-        other => bail!("stage {}: {}", task.stage, unknown_command(other, &COMMANDS)),
+        other => bail!(
+            "stage {}: {}",
+            task.stage,
+            unknown_command(other, &COMMANDS)
+        ),
     })
 }
-

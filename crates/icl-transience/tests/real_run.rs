@@ -28,8 +28,14 @@ fn tiny_decayed_run_is_transient_and_c10_sees_it() {
     assert!(a.t_loss.unwrap() > a.t_acquire.unwrap());
     // IWL rises while ICL fades: up by the loss (with the floor-based loss threshold the loss
     // is called early, at 0.79 for N = 6), and well up by the end.
-    assert!(a.iwl_rise.unwrap() > 0.0, "IWL should rise while ICL fades: {a:?}");
-    assert!(a.final_iwl_acc - a.iwl_acc_at_acquire.unwrap() > 0.1, "{a:?}");
+    assert!(
+        a.iwl_rise.unwrap() > 0.0,
+        "IWL should rise while ICL fades: {a:?}"
+    );
+    assert!(
+        a.final_iwl_acc - a.iwl_acc_at_acquire.unwrap() > 0.1,
+        "{a:?}"
+    );
 
     // The claim stage's path: summaries give wd_attn, curves pair up in order.
     let df = icl_claim::frame::read_stacked(&[tmp.path().join("summary.parquet")]).unwrap();
@@ -39,7 +45,8 @@ fn tiny_decayed_run_is_transient_and_c10_sees_it() {
     .unwrap();
     assert_eq!(runs[0].wd_attn, 0.01);
     // This tiny run loses ICL (at the floor-based threshold) after IWL rose 0.058.
-    let p: C10Params = check(&serde_json::json!({"profile": "test", "n_boot": 50, "min_iwl_rise": 0.05})).unwrap();
+    let p: C10Params =
+        check(&serde_json::json!({"profile": "test", "n_boot": 50, "min_iwl_rise": 0.05})).unwrap();
     let c = icl_transience::c10::analyze(runs, &p).unwrap();
     assert!(c.checks[0].pass, "{:?}", c.checks);
     assert!(

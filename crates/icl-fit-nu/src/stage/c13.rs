@@ -281,10 +281,19 @@ fn statistics(cells: &[Cell], medians: &[f64]) -> Option<Stat> {
 
 /// Rows of the report's "prediction against measurement" table (icl-report renders the
 /// `predictions` convention): held-out (N, beta0) cells, and the K* predicted from the MLP-only law.
-fn predictions(cells: &[Cell], scale: Option<f64>, fit_n: &[u64], kchecks: &[KstarCheck]) -> Vec<serde_json::Value> {
+fn predictions(
+    cells: &[Cell],
+    scale: Option<f64>,
+    fit_n: &[u64],
+    kchecks: &[KstarCheck],
+) -> Vec<serde_json::Value> {
     let fit = format!(
         "t_ICL at N = {} (one time-scale constant)",
-        fit_n.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        fit_n
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut rows: Vec<serde_json::Value> = cells
         .iter()
@@ -706,7 +715,10 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
     }
     // The t_ICL threshold of the runs against their label-count floor (icl_claim::floor).
     let ns: Vec<u64> = runs.iter().map(|r| r.summary.n.round() as u64).collect();
-    let thr = runs.iter().map(|r| r.summary.t_icl_threshold).fold(f64::INFINITY, f64::min);
+    let thr = runs
+        .iter()
+        .map(|r| r.summary.t_icl_threshold)
+        .fold(f64::INFINITY, f64::min);
     let floor = icl_claim::floor::floor_check("t_ICL_acquisition", thr, &ns);
     let floor_ok = floor.pass;
     checks.push(floor);

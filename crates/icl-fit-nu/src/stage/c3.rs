@@ -13,7 +13,11 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Core checks (the transition in K itself; abruptness and transience are its further predictions).
-const CORE: &[&str] = &["icl_chance_at_smallest_K", "icl_high_at_largest_K", "sharp_transition"];
+const CORE: &[&str] = &[
+    "icl_chance_at_smallest_K",
+    "icl_high_at_largest_K",
+    "sharp_transition",
+];
 
 fn boot300() -> usize {
     300
@@ -165,9 +169,15 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     )?;
 
     // Thresholds against the label-count floor of the runs' N (icl_claim::floor).
-    let ns: Vec<u64> = runs.iter().chain(&trans).map(|r| r.summary.n.round() as u64).collect();
+    let ns: Vec<u64> = runs
+        .iter()
+        .chain(&trans)
+        .map(|r| r.summary.n.round() as u64)
+        .collect();
     let worst_floor = icl_claim::floor::highest_floor(&ns);
-    let max_low_plateau = p.max_low_plateau.unwrap_or(worst_floor + icl_claim::floor::FLOOR_MARGIN);
+    let max_low_plateau = p
+        .max_low_plateau
+        .unwrap_or(worst_floor + icl_claim::floor::FLOOR_MARGIN);
     let lost_acc = p.lost_acc.unwrap_or((p.peak_acc + worst_floor) / 2.0);
 
     // 1. Transition in K.
