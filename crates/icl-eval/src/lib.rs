@@ -116,10 +116,13 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
     })
 }
 
+/// C2's curves, each with its run's context length N.
+type CurvesWithN = Vec<(u64, c2::Curve)>;
+
 /// Curves of `c2` with their run's N, labelled and selected (see [`params::C2Params::min_k`])
 /// from the summaries (same order and count as the curves), and the selected runs' distinct
 /// context lengths.
-fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(Vec<(u64, c2::Curve)>, Vec<u64>)> {
+fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(CurvesWithN, Vec<u64>)> {
     let paths = input_paths(task, "curves")?;
     let ns: Vec<u64>;
     let selected: Vec<(PathBuf, String, u64)> = match task.inputs_all("summaries") {

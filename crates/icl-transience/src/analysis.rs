@@ -79,7 +79,7 @@ impl Curve {
             iwl_loss: f64s(df, "iwl_loss")?,
             c3,
         };
-        ensure!(c.len() > 0, "curve has no rows");
+        ensure!(!c.is_empty(), "curve has no rows");
         ensure!(
             c.iteration.windows(2).all(|w| w[1] > w[0]),
             "curve iterations must increase row by row"
@@ -188,7 +188,7 @@ pub fn analyze_run(c: &Curve, th: Thresholds) -> RunAnalysis {
 
 /// Lambert W, principal branch, for x >= 0 (w e^w = x). NaN for negative or NaN x.
 pub fn lambert_w(x: f64) -> f64 {
-    if !(x >= 0.0) {
+    if x.is_nan() || x < 0.0 {
         return f64::NAN;
     }
     if x == 0.0 {

@@ -302,8 +302,8 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
             transient_ok,
             best,
             format!(
-                "for some L2 strength, most runs that reached ICL acc >= {} end at <= {} (value: best fraction lost)",
-                p.peak_acc, format!("{lost_acc:.3}")
+                "for some L2 strength, most runs that reached ICL acc >= {} end at <= {lost_acc:.3} (value: best fraction lost)",
+                p.peak_acc
             ),
         ));
     }
