@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 pub const RULE: &str = "each N is judged by the same rules; the claim's verdict, number and interval are the largest N's (the closest to the paper's N = 100); the table gives every N";
 
 /// The distinct context lengths of a summary frame, ascending (empty without an `N` column).
-pub fn context_lengths(df: &DataFrame) -> Result<Vec<u64>> {
+fn context_lengths(df: &DataFrame) -> Result<Vec<u64>> {
     if df.column("N").is_err() {
         return Ok(Vec::new());
     }
@@ -25,7 +25,7 @@ pub fn context_lengths(df: &DataFrame) -> Result<Vec<u64>> {
 }
 
 /// The rows of `df` whose `N` equals `n`.
-pub fn rows_at(df: &DataFrame, n: u64) -> Result<DataFrame> {
+fn rows_at(df: &DataFrame, n: u64) -> Result<DataFrame> {
     df.clone()
         .lazy()
         .filter(col("N").cast(DataType::Float64).eq(lit(n as f64)))
@@ -34,12 +34,12 @@ pub fn rows_at(df: &DataFrame, n: u64) -> Result<DataFrame> {
 }
 
 /// Which rows of `df` have `N` equal to `n` (to split inputs paired with the summaries).
-pub fn mask_at(df: &DataFrame, n: u64) -> Result<Vec<bool>> {
+fn mask_at(df: &DataFrame, n: u64) -> Result<Vec<bool>> {
     Ok(f64s(df, "N")?.into_iter().map(|v| v == n as f64).collect())
 }
 
 /// Judge each rung with `judge` (N ascending) and combine: see the module docs.
-pub fn judge_each<F>(ns: &[u64], mut judge: F) -> Result<(Claim, Figure)>
+fn judge_each<F>(ns: &[u64], mut judge: F) -> Result<(Claim, Figure)>
 where
     F: FnMut(u64) -> Result<(Claim, Figure)>,
 {
@@ -48,6 +48,43 @@ where
         .map(|&n| Ok((n, judge(n)?)))
         .collect::<Result<Vec<_>>>()?;
     Ok(combine(rungs))
+}
+
+/// Judge `items`, each tagged with its run's N, at each distinct N (ascending), or once as a
+/// whole when they hold fewer than two N.
+pub fn judge_by_n<T, F>(items: Vec<(u64, T)>, mut judge: F) -> Result<(Claim, Figure)>
+where
+    T: Clone,
+    F: FnMut(Vec<T>) -> Result<(Claim, Figure)>,
+{
+    let mut ns: Vec<u64> = items.iter().map(|(n, _)| *n).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    if ns.len() < 2 {
+        return judge(items.into_iter().map(|(_, t)| t).collect());
+    }
+    judge_each(&ns, |n| {
+        judge(
+            items
+                .iter()
+                .filter(|(m, _)| *m == n)
+                .map(|(_, t)| t.clone())
+                .collect(),
+        )
+    })
+}
+
+/// The same for a summary frame: `judge(rows, mask)` gets the rows at one N and which rows of
+/// `df` they are (to subset inputs paired with the summaries), or `df` itself and `None` when it
+/// holds fewer than two N (or no `N` column).
+pub fn judge_frame<F>(df: &DataFrame, mut judge: F) -> Result<(Claim, Figure)>
+where
+    F: FnMut(&DataFrame, Option<&[bool]>) -> Result<(Claim, Figure)>,
+{
+    match context_lengths(df)?.as_slice() {
+        ns @ [_, _, ..] => judge_each(ns, |n| judge(&rows_at(df, n)?, Some(&mask_at(df, n)?))),
+        _ => judge(df, None),
+    }
 }
 
 /// "reproduced at N = 16, 32; partly at N = 8" (verdicts in the order of their first rung).

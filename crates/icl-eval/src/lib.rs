@@ -53,36 +53,23 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
         "c1" => {
             let p: C1Params = params(task)?;
             let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
-            let judge = |df: &polars::prelude::DataFrame| -> Result<_> {
+            ladder::judge_frame(&df, |df, _| {
                 let a = c1::analyze(df, &p)?;
                 Ok((a.claim(&p), a.figure(&p.profile)))
-            };
-            match ladder::context_lengths(&df)?.as_slice() {
-                ns @ [_, _, ..] => ladder::judge_each(ns, |n| judge(&ladder::rows_at(&df, n)?))?,
-                _ => judge(&df)?,
-            }
+            })?
         }
         "c2" => {
             let p: C2Params = params(task)?;
-            let (curves, ns) = read_curves(task, p.min_k)?;
-            let judge = |curves: Vec<c2::Curve>, ns: &[u64]| -> Result<_> {
-                let a = c2::analyze(curves, ns, &p)?;
+            // Each curve keeps its N inside the rung too: C2's floor check needs the N values.
+            let curves = read_curves(task, p.min_k)?;
+            let tagged = curves.into_iter().map(|(n, c)| (n, (n, c))).collect();
+            ladder::judge_by_n(tagged, |runs: Vec<(u64, c2::Curve)>| {
+                let mut ns: Vec<u64> = runs.iter().map(|(n, _)| *n).collect();
+                ns.sort_unstable();
+                ns.dedup();
+                let a = c2::analyze(runs.into_iter().map(|(_, c)| c).collect(), &ns, &p)?;
                 Ok((a.claim(&p), a.figure(&p)))
-            };
-            match ns.as_slice() {
-                [_, _, ..] => {
-                    let all: Vec<(u64, c2::Curve)> = curves;
-                    ladder::judge_each(&ns, |n| {
-                        let at: Vec<c2::Curve> = all
-                            .iter()
-                            .filter(|(m, _)| *m == n)
-                            .map(|(_, c)| c.clone())
-                            .collect();
-                        judge(at, &[n])
-                    })?
-                }
-                _ => judge(curves.into_iter().map(|(_, c)| c).collect(), &ns)?,
-            }
+            })?
         }
         "c7" => {
             let p: C7Params = params(task)?;
@@ -99,14 +86,10 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
         "c9" => {
             let p: C9Params = params(task)?;
             let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
-            let judge = |df: &polars::prelude::DataFrame| -> Result<_> {
+            ladder::judge_frame(&df, |df, _| {
                 let a = c9::analyze(df, &p)?;
                 Ok((a.claim(&p), a.figure(&p)))
-            };
-            match ladder::context_lengths(&df)?.as_slice() {
-                ns @ [_, _, ..] => ladder::judge_each(ns, |n| judge(&ladder::rows_at(&df, n)?))?,
-                _ => judge(&df)?,
-            }
+            })?
         }
         other => bail!(
             "stage {}: {}",
@@ -120,11 +103,9 @@ pub fn run_command(task: &TaskSpec) -> Result<(claim::Claim, icl_plot::Figure)> 
 type CurvesWithN = Vec<(u64, c2::Curve)>;
 
 /// Curves of `c2` with their run's N, labelled and selected (see [`params::C2Params::min_k`])
-/// from the summaries (same order and count as the curves), and the selected runs' distinct
-/// context lengths.
-fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(CurvesWithN, Vec<u64>)> {
+/// from the summaries (same order and count as the curves).
+fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<CurvesWithN> {
     let paths = input_paths(task, "curves")?;
-    let ns: Vec<u64>;
     let selected: Vec<(PathBuf, String, u64)> = match task.inputs_all("summaries") {
         [] => bail!(
             "stage {}: c2 needs the runs' `summaries` (same order as the curves): their N sets the label-count floor the plateau threshold must clear",
@@ -148,10 +129,6 @@ fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(CurvesWithN, Vec<
                 min_k.unwrap_or(0)
             );
             let n = frame::f64s(&df, "N")?;
-            let mut chosen: Vec<u64> = (0..df.height()).filter(|&i| keep[i]).map(|i| n[i] as u64).collect();
-            chosen.sort_unstable();
-            chosen.dedup();
-            ns = chosen;
             paths
                 .iter()
                 .zip(labels)
@@ -172,7 +149,7 @@ fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<(CurvesWithN, Vec<
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok((curves, ns))
+    Ok(curves)
 }
 
 /// Which runs `c2` uses: K >= `min_k` (K = inf, a null K, counts as above); without `min_k`,

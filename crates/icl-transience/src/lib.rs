@@ -115,19 +115,10 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
         "c10" => {
             let p: C10Params = params(task)?;
             let runs = read_runs(task)?;
-            let judge = |runs: Vec<Run>| -> Result<_> {
+            ladder::judge_by_n(runs.into_iter().map(|r| (r.n, r)).collect(), |runs| {
                 let a = c10::analyze(runs, &p)?;
                 Ok((a.claim(&p), a.figure(&p)))
-            };
-            let mut ns: Vec<u64> = runs.iter().map(|r| r.n).collect();
-            ns.sort_unstable();
-            ns.dedup();
-            match ns.as_slice() {
-                [_, _, ..] => ladder::judge_each(&ns, |n| {
-                    judge(runs.iter().filter(|r| r.n == n).cloned().collect())
-                })?,
-                _ => judge(runs)?,
-            }
+            })?
         }
         "c11" => {
             let p: C11Params = params(task)?;
@@ -151,24 +142,20 @@ pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
                         .collect::<Result<Vec<f64>>>()?,
                 ),
             };
-            let judge = |df: &polars::prelude::DataFrame, beta: Option<&[f64]>| -> Result<_> {
-                let a = c12::analyze(df, beta, &p)?;
+            ladder::judge_frame(&df, |df, rows| {
+                // The beta_eff of the rows judged (all of them when judged whole).
+                let beta: Option<Vec<f64>> = beta.as_ref().map(|b| match rows {
+                    Some(mask) => b
+                        .iter()
+                        .zip(mask)
+                        .filter(|(_, m)| **m)
+                        .map(|(v, _)| *v)
+                        .collect(),
+                    None => b.clone(),
+                });
+                let a = c12::analyze(df, beta.as_deref(), &p)?;
                 Ok((a.claim(&p), a.figure(&p)))
-            };
-            match ladder::context_lengths(&df)?.as_slice() {
-                ns @ [_, _, ..] => ladder::judge_each(ns, |n| {
-                    let mask = ladder::mask_at(&df, n)?;
-                    let beta: Option<Vec<f64>> = beta.as_ref().map(|b| {
-                        b.iter()
-                            .zip(&mask)
-                            .filter(|(_, m)| **m)
-                            .map(|(v, _)| *v)
-                            .collect()
-                    });
-                    judge(&ladder::rows_at(&df, n)?, beta.as_deref())
-                })?,
-                _ => judge(&df, beta.as_deref())?,
-            }
+            })?
         }
         other => bail!(
             "stage {}: {}",
