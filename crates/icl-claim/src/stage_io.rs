@@ -45,6 +45,19 @@ pub fn input_paths(task: &TaskSpec, name: &str) -> Result<Vec<PathBuf>> {
     Ok(refs.iter().map(|r| r.path.clone()).collect())
 }
 
+/// Reject a declared output `bin` does not produce (`allowed` lists what it does).
+pub fn check_outputs(task: &TaskSpec, bin: &str, allowed: &[&str]) -> Result<()> {
+    for o in &task.outputs {
+        ensure!(
+            allowed.contains(&o.as_str()),
+            "stage {}: output `{o}` is not produced by {bin} (allowed: {})",
+            task.stage,
+            allowed.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// The body of a claim stage's `run`: reject outputs `bin` does not produce, compute the claim
 /// and its figure with `analyze`, and write the declared outputs.
 pub fn run_claim(
@@ -52,14 +65,7 @@ pub fn run_claim(
     bin: &str,
     analyze: impl FnOnce(&TaskSpec) -> Result<(Claim, icl_plot::Figure)>,
 ) -> Result<()> {
-    for o in &task.outputs {
-        ensure!(
-            OUTPUTS.contains(&o.as_str()),
-            "stage {}: output `{o}` is not produced by {bin} (allowed: {})",
-            task.stage,
-            OUTPUTS.join(", ")
-        );
-    }
+    check_outputs(task, bin, &OUTPUTS)?;
     ensure!(
         task.outputs.iter().any(|o| o == "claim"),
         "stage {}: declare output `claim`",

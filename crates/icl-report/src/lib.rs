@@ -523,14 +523,7 @@ impl Stage for ReportStage {
             let m: Vec<String> = e.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, m.join("; "))
         })?;
-        for o in &task.outputs {
-            ensure!(
-                OUTPUTS.contains(&o.as_str()),
-                "stage {}: output `{o}` is not produced by icl-report (allowed: {})",
-                task.stage,
-                OUTPUTS.join(", ")
-            );
-        }
+        icl_claim::stage_io::check_outputs(task, "icl-report", &OUTPUTS)?;
         let refs = task.inputs_all("claims");
         ensure!(
             !refs.is_empty(),
