@@ -38,52 +38,67 @@ fn mask_at(df: &DataFrame, n: u64) -> Result<Vec<bool>> {
     Ok(f64s(df, "N")?.into_iter().map(|v| v == n as f64).collect())
 }
 
-/// Judge each rung with `judge` (N ascending) and combine: see the module docs.
-fn judge_each<F>(ns: &[u64], mut judge: F) -> Result<(Claim, Figure)>
-where
-    F: FnMut(u64) -> Result<(Claim, Figure)>,
-{
-    let rungs = ns
-        .iter()
-        .map(|&n| Ok((n, judge(n)?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(combine(rungs))
+/// A claim's analyses: one over all its runs, or one per context length N (ascending) when the
+/// runs span several. [`Rungs::judge`] turns them into the claim row and figure.
+#[derive(Debug, Clone)]
+pub enum Rungs<A> {
+    Whole(A),
+    PerN(Vec<(u64, A)>),
 }
 
-/// Judge `items`, each tagged with its run's N, at each distinct N (ascending), or once as a
+impl<A> Rungs<A> {
+    /// Judge each analysis with `judge`; several rungs are combined (see the module docs).
+    pub fn judge(self, mut judge: impl FnMut(&A) -> (Claim, Figure)) -> (Claim, Figure) {
+        match self {
+            Rungs::Whole(a) => judge(&a),
+            Rungs::PerN(rungs) => combine(rungs.iter().map(|(n, a)| (*n, judge(a))).collect()),
+        }
+    }
+}
+
+/// Analyse `items`, each tagged with its run's N, at each distinct N (ascending), or once as a
 /// whole when they hold fewer than two N.
-pub fn judge_by_n<T, F>(items: Vec<(u64, T)>, mut judge: F) -> Result<(Claim, Figure)>
+pub fn by_n<T, A, F>(items: Vec<(u64, T)>, mut analyze: F) -> Result<Rungs<A>>
 where
     T: Clone,
-    F: FnMut(Vec<T>) -> Result<(Claim, Figure)>,
+    F: FnMut(Vec<T>) -> Result<A>,
 {
     let mut ns: Vec<u64> = items.iter().map(|(n, _)| *n).collect();
     ns.sort_unstable();
     ns.dedup();
     if ns.len() < 2 {
-        return judge(items.into_iter().map(|(_, t)| t).collect());
+        return Ok(Rungs::Whole(analyze(
+            items.into_iter().map(|(_, t)| t).collect(),
+        )?));
     }
-    judge_each(&ns, |n| {
-        judge(
-            items
+    let rungs = ns
+        .iter()
+        .map(|&n| {
+            let at_n = items
                 .iter()
                 .filter(|(m, _)| *m == n)
                 .map(|(_, t)| t.clone())
-                .collect(),
-        )
-    })
+                .collect();
+            Ok((n, analyze(at_n)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Rungs::PerN(rungs))
 }
 
-/// The same for a summary frame: `judge(rows, mask)` gets the rows at one N and which rows of
+/// The same for a summary frame: `analyze(rows, mask)` gets the rows at one N and which rows of
 /// `df` they are (to subset inputs paired with the summaries), or `df` itself and `None` when it
 /// holds fewer than two N (or no `N` column).
-pub fn judge_frame<F>(df: &DataFrame, mut judge: F) -> Result<(Claim, Figure)>
+pub fn by_n_frame<A, F>(df: &DataFrame, mut analyze: F) -> Result<Rungs<A>>
 where
-    F: FnMut(&DataFrame, Option<&[bool]>) -> Result<(Claim, Figure)>,
+    F: FnMut(&DataFrame, Option<&[bool]>) -> Result<A>,
 {
     match context_lengths(df)?.as_slice() {
-        ns @ [_, _, ..] => judge_each(ns, |n| judge(&rows_at(df, n)?, Some(&mask_at(df, n)?))),
-        _ => judge(df, None),
+        ns @ [_, _, ..] => Ok(Rungs::PerN(
+            ns.iter()
+                .map(|&n| Ok((n, analyze(&rows_at(df, n)?, Some(&mask_at(df, n)?))?)))
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        _ => Ok(Rungs::Whole(analyze(df, None)?)),
     }
 }
 

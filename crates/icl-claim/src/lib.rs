@@ -10,7 +10,8 @@
 //! - [`stats`]: censoring-aware quantiles, moments, least squares, Wilson and bootstrap intervals.
 //! - [`sigmoid`], [`kstar`]: the sigmoid fit and the one K* definition (C1, C3, C6, C13).
 //! - [`ladder`]: a claim judged at each context length N (headline = the largest N).
-//! - [`stage_io`]: the claim-stage body (declared outputs, params, inputs, claim + figures).
+//! - [`stage`]: the `PaperClaim` trait every claim implements and `ClaimStage`, the generic
+//!   stage binary (check, outputs, claim row, figures).
 
 pub mod claim;
 pub mod floor;
@@ -19,5 +20,5 @@ pub mod kstar;
 pub mod ladder;
 pub mod params;
 pub mod sigmoid;
-pub mod stage_io;
+pub mod stage;
 pub mod stats;

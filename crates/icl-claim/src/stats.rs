@@ -1,5 +1,6 @@
-//! Small, dependency-free statistics: quantiles that understand right-censoring (+inf), moments,
-//! least squares, Wilson intervals, the bimodality coefficient and a stratified bootstrap.
+//! The one statistics module of the claim crates: quantiles that understand right-censoring
+//! (+inf), moments, least squares, Wilson intervals, the bimodality coefficient, a stratified
+//! bootstrap and seeded resampling, trapezoid integrals and interpolation.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -100,11 +101,18 @@ pub fn median(values: &[f64]) -> f64 {
     quantile(values, 0.5)
 }
 
+/// Mean of all values (a non-finite value makes it non-finite; NaN when empty).
 pub fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
     values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Mean of the finite values only (NaN when there are none).
+pub fn mean_finite(values: &[f64]) -> f64 {
+    let f: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    mean(&f)
 }
 
 /// Sample standard deviation (ddof = 1); NaN below two values.
@@ -164,11 +172,19 @@ pub fn bimodality_coefficient(values: &[f64]) -> f64 {
 
 /// Ordinary least squares y = slope x + intercept.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct LinFit {
+pub struct LineFit {
     pub slope: f64,
     pub intercept: f64,
+    /// Standard error of the slope (NaN with fewer than 3 points).
+    pub slope_se: f64,
     pub r2: f64,
     pub n: usize,
+}
+
+impl LineFit {
+    pub fn at(&self, x: f64) -> f64 {
+        self.intercept + self.slope * x
+    }
 }
 
 /// The (x, y) pairs where both are finite, in order: what every fit here runs on.
@@ -181,7 +197,7 @@ pub fn finite_pairs(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// Least-squares line through finite (x, y) pairs; `None` below two distinct x values.
-pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<LinFit> {
+pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<LineFit> {
     let pts = finite_pairs(x, y);
     let n = pts.len();
     if n < 2 {
@@ -201,10 +217,16 @@ pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<LinFit> {
         .iter()
         .map(|p| (p.1 - slope * p.0 - intercept).powi(2))
         .sum();
+    let slope_se = if n > 2 {
+        (sse / (n as f64 - 2.0) / sxx).sqrt()
+    } else {
+        f64::NAN
+    };
     let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 1.0 };
-    Some(LinFit {
+    Some(LineFit {
         slope,
         intercept,
+        slope_se,
         r2,
         n,
     })
@@ -431,6 +453,65 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// Trapezoid integral of `y` over `x` (same length, `x` non-decreasing).
+pub fn trapz(x: &[f64], y: &[f64]) -> f64 {
+    cumtrapz(x, y).last().copied().unwrap_or(0.0)
+}
+
+/// Running trapezoid integral: element `i` is the integral from `x[0]` to `x[i]` (so it starts at 0).
+pub fn cumtrapz(x: &[f64], y: &[f64]) -> Vec<f64> {
+    assert_eq!(x.len(), y.len(), "cumtrapz: x and y differ in length");
+    let mut out = Vec::with_capacity(x.len());
+    let mut acc = 0.0;
+    for i in 0..x.len() {
+        if i > 0 {
+            acc += 0.5 * (x[i] - x[i - 1]) * (y[i] + y[i - 1]);
+        }
+        out.push(acc);
+    }
+    out
+}
+
+/// Value at `x` of the piecewise-linear interpolant through `(xs, ys)`; constant beyond the ends.
+pub fn interp(xs: &[f64], ys: &[f64], x: f64) -> f64 {
+    debug_assert_eq!(xs.len(), ys.len());
+    match xs.len() {
+        0 => f64::NAN,
+        1 => ys[0],
+        n => {
+            if x <= xs[0] {
+                return ys[0];
+            }
+            if x >= xs[n - 1] {
+                return ys[n - 1];
+            }
+            // First index with xs[i] > x; x lies in [xs[i-1], xs[i]).
+            let i = xs.partition_point(|&v| v <= x);
+            let (x0, x1, y0, y1) = (xs[i - 1], xs[i], ys[i - 1], ys[i]);
+            if x1 > x0 {
+                y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+            } else {
+                y1
+            }
+        }
+    }
+}
+
+/// A ChaCha8 generator for one named purpose: `stream` keeps the draws of different analyses
+/// apart even when they share the seed parameter.
+pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// `items.len()` draws with replacement.
+pub fn resample<T: Clone>(rng: &mut ChaCha8Rng, items: &[T]) -> Vec<T> {
+    (0..items.len())
+        .map(|_| items[rng.random_range(0..items.len())].clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,5 +696,71 @@ mod tests {
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
         assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_nan());
         assert_eq!(ranks(&[3.0, 1.0, 3.0]), vec![2.5, 1.0, 2.5]);
+    }
+
+    #[test]
+    fn trapezoid_is_exact_for_lines_and_converges_for_curves() {
+        let x: Vec<f64> = (0..=10).map(|i| i as f64).collect();
+        let y: Vec<f64> = x.iter().map(|v| 3.0 * v + 1.0).collect();
+        assert!((trapz(&x, &y) - 160.0).abs() < 1e-12);
+        let c = cumtrapz(&x, &y);
+        assert_eq!(c[0], 0.0);
+        assert!((c[2] - 8.0).abs() < 1e-12);
+        // integral of e^-x over [0, 5] with 1000 intervals: error ~ h^2/12 * (1 - e^-5)
+        let x: Vec<f64> = (0..=1000).map(|i| i as f64 * 0.005).collect();
+        let y: Vec<f64> = x.iter().map(|v| (-v).exp()).collect();
+        assert!((trapz(&x, &y) - (1.0 - (-5f64).exp())).abs() < 3e-6);
+    }
+
+    #[test]
+    fn interpolation_and_quantiles() {
+        let xs = [0.0, 1.0, 3.0];
+        let ys = [1.0, 3.0, -1.0];
+        assert_eq!(interp(&xs, &ys, -1.0), 1.0);
+        assert_eq!(interp(&xs, &ys, 0.5), 2.0);
+        assert_eq!(interp(&xs, &ys, 2.0), 1.0);
+        assert_eq!(interp(&xs, &ys, 9.0), -1.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert!((mean_finite(&[1.0, f64::INFINITY, f64::NAN, 3.0]) - 2.0).abs() < 1e-15);
+        assert!(mean(&[1.0, f64::INFINITY]).is_infinite());
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.25), 2.0);
+        // Censored runs (infinite time) count above the median.
+        assert_eq!(median(&[1.0, f64::INFINITY, 2.0]), 2.0);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn least_squares_recovers_a_line_and_its_uncertainty() {
+        let x: Vec<f64> = (0..20).map(|i| i as f64).collect();
+        let y: Vec<f64> = x.iter().map(|v| 2.0 - 0.5 * v).collect();
+        let f = linear_fit(&x, &y).unwrap();
+        assert!((f.slope + 0.5).abs() < 1e-12 && (f.intercept - 2.0).abs() < 1e-12);
+        assert!(f.slope_se < 1e-10 && (f.r2 - 1.0).abs() < 1e-12);
+        // Noisy: slope within a few standard errors of the truth.
+        let mut r = rng(1, 0);
+        let y: Vec<f64> = x
+            .iter()
+            .map(|v| 1.0 + 0.7 * v + r.random_range(-1.0..1.0))
+            .collect();
+        let f = linear_fit(&x, &y).unwrap();
+        assert!((f.slope - 0.7).abs() < 4.0 * f.slope_se, "{f:?}");
+        assert!(linear_fit(&[1.0, 1.0], &[0.0, 1.0]).is_none());
+        assert!(linear_fit(&[1.0], &[0.0]).is_none());
+    }
+
+    #[test]
+    fn resampling_is_seeded() {
+        let v: Vec<u32> = (0..50).collect();
+        let a = resample(&mut rng(7, 3), &v);
+        let b = resample(&mut rng(7, 3), &v);
+        let c = resample(&mut rng(7, 4), &v);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let (lo, hi) = percentile_interval(&(0..=100).map(f64::from).collect::<Vec<_>>(), 0.9);
+        assert!(
+            (lo - 5.0).abs() < 1e-9 && (hi - 95.0).abs() < 1e-9,
+            "{lo} {hi}"
+        );
     }
 }

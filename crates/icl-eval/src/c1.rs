@@ -14,7 +14,11 @@ use crate::params::C1Params;
 use crate::sigmoid::SigmoidFit;
 use crate::stats::{bootstrap, finite, percentile_interval};
 use anyhow::{ensure, Result};
+use icl_claim::frame;
+use icl_claim::ladder::{self, Rungs};
+use icl_claim::stage::{input_paths, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, RGBColor, GREY};
+use icl_store::task::TaskSpec;
 use polars::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -434,3 +438,22 @@ impl C1Analysis {
 }
 
 const BLACKISH: RGBColor = RGBColor(30, 30, 30);
+
+/// C1 as a stage command (summaries of a K sweep; judged at each N).
+pub struct C1;
+
+impl PaperClaim for C1 {
+    const COMMAND: &'static str = "c1";
+    type Params = C1Params;
+    type Analysis = C1Analysis;
+    fn analyze(task: &TaskSpec, p: &C1Params) -> Result<Rungs<C1Analysis>> {
+        let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+        ladder::by_n_frame(&df, |df, _| analyze(df, p))
+    }
+    fn claim(a: &C1Analysis, p: &C1Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C1Analysis, p: &C1Params) -> Figure {
+        a.figure(&p.profile)
+    }
+}

@@ -14,11 +14,17 @@ use crate::claim::{Check, Claim, Verdict};
 use crate::frame::{column_names, f64s};
 use crate::params::C2Params;
 use crate::stats::{bootstrap, finite, median, percentile_interval};
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
+use icl_claim::frame;
+use icl_claim::frame::run_labels;
+use icl_claim::ladder::{self, Rungs};
+use icl_claim::stage::{input_paths, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, DARK, GREY};
+use icl_store::task::TaskSpec;
 use polars::prelude::*;
 use serde::Serialize;
 use serde_json::json;
+use std::path::PathBuf;
 
 pub const STATEMENT: &str = "Above K*, ICL is acquired abruptly after a long plateau at chance.";
 pub const PAPER_VALUE: &str = "K = 20000, N = 100: ICL accuracy stays at chance through a long plateau, then jumps abruptly to ~1 (qualitative; the paper gives no ratio)";
@@ -306,4 +312,102 @@ impl C2Analysis {
         .panel(curves)
         .panel(ratio)
     }
+}
+
+/// C2 as a stage command (curves above K*; judged at each N).
+pub struct C2;
+
+impl PaperClaim for C2 {
+    const COMMAND: &'static str = "c2";
+    type Params = C2Params;
+    type Analysis = C2Analysis;
+    fn analyze(task: &TaskSpec, p: &C2Params) -> Result<Rungs<C2Analysis>> {
+        // Each curve keeps its N inside the rung too: the floor check needs the N values.
+        let curves = read_curves(task, p.min_k)?;
+        let tagged = curves.into_iter().map(|(n, c)| (n, (n, c))).collect();
+        ladder::by_n(tagged, |runs: Vec<(u64, Curve)>| {
+            let mut ns: Vec<u64> = runs.iter().map(|(n, _)| *n).collect();
+            ns.sort_unstable();
+            ns.dedup();
+            analyze(runs.into_iter().map(|(_, c)| c).collect(), &ns, p)
+        })
+    }
+    fn claim(a: &C2Analysis, p: &C2Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C2Analysis, p: &C2Params) -> Figure {
+        a.figure(p)
+    }
+}
+
+/// C2's curves, each with its run's context length N.
+type CurvesWithN = Vec<(u64, Curve)>;
+
+/// Curves of `c2` with their run's N, labelled and selected (see [`params::C2Params::min_k`])
+/// from the summaries (same order and count as the curves).
+fn read_curves(task: &TaskSpec, min_k: Option<i64>) -> Result<CurvesWithN> {
+    let paths = input_paths(task, "curves")?;
+    let selected: Vec<(PathBuf, String, u64)> = match task.inputs_all("summaries") {
+        [] => bail!(
+            "stage {}: c2 needs the runs' `summaries` (same order as the curves): their N sets the label-count floor the plateau threshold must clear",
+            task.stage
+        ),
+        refs => {
+            ensure!(
+                refs.len() == paths.len(),
+                "stage {}: {} summaries for {} curves; they must pair up in order",
+                task.stage,
+                refs.len(),
+                paths.len()
+            );
+            let df = frame::read_stacked(&refs.iter().map(|r| r.path.clone()).collect::<Vec<_>>())?;
+            let labels = run_labels(&df)?;
+            let keep = select_by_k(&df, min_k)?;
+            ensure!(
+                keep.iter().any(|&k| k),
+                "stage {}: no run has K >= {} (min_k)",
+                task.stage,
+                min_k.unwrap_or(0)
+            );
+            let n = frame::f64s(&df, "N")?;
+            paths
+                .iter()
+                .zip(labels)
+                .zip(keep)
+                .zip(n)
+                .filter(|((_, k), _)| *k)
+                .map(|(((p, l), _), n)| (p.clone(), l, n as u64))
+                .collect()
+        }
+    };
+    let curves = selected
+        .into_iter()
+        .map(|(p, l, n)| {
+            let df = frame::read_df(&p)?;
+            Ok((
+                n,
+                Curve::from_frame(&df, l).with_context(|| format!("curve {}", p.display()))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(curves)
+}
+
+/// Which runs `c2` uses: K >= `min_k` (K = inf, a null K, counts as above); without `min_k`,
+/// the runs at the largest K (inf if present). All runs when there is no K column.
+pub fn select_by_k(df: &polars::prelude::DataFrame, min_k: Option<i64>) -> Result<Vec<bool>> {
+    let Ok(k) = frame::f64s(df, "K") else {
+        return Ok(vec![true; df.height()]);
+    };
+    let k: Vec<f64> = k
+        .into_iter()
+        .map(|v| if v.is_nan() { f64::INFINITY } else { v })
+        .collect();
+    Ok(match min_k {
+        Some(m) => k.iter().map(|&v| v >= m as f64).collect(),
+        None => {
+            let top = k.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            k.iter().map(|&v| v == top).collect()
+        }
+    })
 }

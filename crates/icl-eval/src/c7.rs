@@ -12,10 +12,14 @@ use crate::frame::{bools, column_names, f64s, opt_f64s};
 use crate::params::C7Params;
 use crate::stats::{
     bootstrap, chi2_sf, finite, linear_fit, median, percentile_interval, quantile,
-    quantile_interval_censored, skewness, weighted_line_chi2, LinFit,
+    quantile_interval_censored, skewness, weighted_line_chi2, LineFit,
 };
 use anyhow::{bail, ensure, Result};
+use icl_claim::frame;
+use icl_claim::ladder::Rungs;
+use icl_claim::stage::{input_paths, PaperClaim};
 use icl_plot::{color, Axis, BoxStat, Figure, Layer, Legend, Marker, Panel, Scale, Violin, DARK};
+use icl_store::task::TaskSpec;
 use polars::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -52,7 +56,7 @@ pub struct C7Analysis {
     pub per_n: Vec<NStats>,
     /// Per N, the t_ICL of every run (+inf when censored).
     pub samples: Vec<(f64, Vec<f64>)>,
-    pub fit: Option<LinFit>,
+    pub fit: Option<LineFit>,
     pub slope_low: f64,
     pub slope_high: f64,
     /// Standard error of each fitted median (order-statistic errors, pooled in relative terms
@@ -522,6 +526,25 @@ impl C7Analysis {
         ))
         .panel(main)
         .panel(tail)
+    }
+}
+
+/// C7 as a stage command (K = inf summaries, one-layer).
+pub struct C7;
+
+impl PaperClaim for C7 {
+    const COMMAND: &'static str = "c7";
+    type Params = C7Params;
+    type Analysis = C7Analysis;
+    fn analyze(task: &TaskSpec, p: &C7Params) -> Result<Rungs<C7Analysis>> {
+        let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+        Ok(Rungs::Whole(analyze(&df, p)?))
+    }
+    fn claim(a: &C7Analysis, p: &C7Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C7Analysis, p: &C7Params) -> Figure {
+        a.figure(p)
     }
 }
 

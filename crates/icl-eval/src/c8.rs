@@ -13,7 +13,11 @@ use crate::frame::{column_names, opt_f64s};
 use crate::params::C7Params;
 use crate::stats::finite;
 use anyhow::{ensure, Result};
+use icl_claim::frame;
+use icl_claim::ladder::Rungs;
+use icl_claim::stage::{input_paths, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
+use icl_store::task::TaskSpec;
 use polars::prelude::DataFrame;
 use serde_json::json;
 
@@ -190,6 +194,25 @@ impl C8Analysis {
         ))
         .panel(t)
         .panel(h)
+    }
+}
+
+/// C8 as a stage command (K = inf summaries, two-layer).
+pub struct C8;
+
+impl PaperClaim for C8 {
+    const COMMAND: &'static str = "c8";
+    type Params = C7Params;
+    type Analysis = C8Analysis;
+    fn analyze(task: &TaskSpec, p: &C7Params) -> Result<Rungs<C8Analysis>> {
+        let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+        Ok(Rungs::Whole(analyze(&df, p)?))
+    }
+    fn claim(a: &C8Analysis, p: &C7Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C8Analysis, p: &C7Params) -> Figure {
+        a.figure(p)
     }
 }
 

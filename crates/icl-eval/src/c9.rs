@@ -12,7 +12,11 @@ use crate::stats::{
     bimodality_coefficient, bootstrap, finite, median, percentile_interval, wilson,
 };
 use anyhow::{ensure, Result};
+use icl_claim::frame;
+use icl_claim::ladder::{self, Rungs};
+use icl_claim::stage::{input_paths, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, DARK, GREY};
+use icl_store::task::TaskSpec;
 use polars::prelude::*;
 use serde_json::json;
 
@@ -286,5 +290,24 @@ impl C9Analysis {
         ))
         .panel(hist)
         .panel(acc)
+    }
+}
+
+/// C9 as a stage command (summaries near K*; judged at each N).
+pub struct C9;
+
+impl PaperClaim for C9 {
+    const COMMAND: &'static str = "c9";
+    type Params = C9Params;
+    type Analysis = C9Analysis;
+    fn analyze(task: &TaskSpec, p: &C9Params) -> Result<Rungs<C9Analysis>> {
+        let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+        ladder::by_n_frame(&df, |df, _| analyze(df, p))
+    }
+    fn claim(a: &C9Analysis, p: &C9Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C9Analysis, p: &C9Params) -> Figure {
+        a.figure(p)
     }
 }

@@ -1,8 +1,8 @@
 //! Parameters of the claim commands C1, C2, C7, C8, C9: typed, defaulted, validated, unknown
 //! keys rejected (the shared parts are `icl_claim::params`).
 
+use icl_claim::params::Checker;
 pub use icl_claim::params::{check, Common, HasCommon, Validate};
-use icl_claim::params::{check_common, positive, prob};
 use icl_claim::params::{d_high_accuracy, d_iwl_chance_max, d_n_boot, d_paper_acquired};
 use icl_store::task::ParamError;
 use serde::Deserialize;
@@ -62,10 +62,10 @@ fn d_amax() -> f64 {
 
 impl Validate for C1Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        check_common(&mut e, &self.common());
+        let mut e = Checker::default();
+        e.common(&self.common());
         if let Some(v) = self.icl_low_max {
-            prob(&mut e, "icl_low_max", v);
+            e.prob("icl_low_max", v);
             if v >= self.icl_high_min {
                 e.push(ParamError::new(
                     "icl_low_max",
@@ -76,12 +76,12 @@ impl Validate for C1Params {
                 ));
             }
         }
-        prob(&mut e, "icl_high_min", self.icl_high_min);
-        prob(&mut e, "iwl_high_min", self.iwl_high_min);
-        prob(&mut e, "iwl_low_max", self.iwl_low_max);
-        prob(&mut e, "min_rise", self.min_rise);
-        positive(&mut e, "max_width_decades", self.max_width_decades);
-        positive(&mut e, "a_max", self.a_max);
+        e.prob("icl_high_min", self.icl_high_min);
+        e.prob("iwl_high_min", self.iwl_high_min);
+        e.prob("iwl_low_max", self.iwl_low_max);
+        e.prob("min_rise", self.min_rise);
+        e.positive("max_width_decades", self.max_width_decades);
+        e.positive("a_max", self.a_max);
         if self.iwl_low_max >= self.iwl_high_min {
             e.push(ParamError::new(
                 "iwl_low_max",
@@ -91,7 +91,7 @@ impl Validate for C1Params {
                 ),
             ));
         }
-        e
+        e.errors()
     }
 }
 
@@ -141,10 +141,10 @@ fn d_curves() -> usize {
 
 impl Validate for C2Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        check_common(&mut e, &self.common());
+        let mut e = Checker::default();
+        e.common(&self.common());
         if let Some(v) = self.plateau_threshold {
-            prob(&mut e, "plateau_threshold", v);
+            e.prob("plateau_threshold", v);
             if v >= self.acquired_threshold {
                 e.push(ParamError::new(
                     "plateau_threshold",
@@ -155,9 +155,9 @@ impl Validate for C2Params {
                 ));
             }
         }
-        prob(&mut e, "acquired_threshold", self.acquired_threshold);
-        prob(&mut e, "min_acquired_frac", self.min_acquired_frac);
-        positive(&mut e, "min_ratio", self.min_ratio);
+        e.prob("acquired_threshold", self.acquired_threshold);
+        e.prob("min_acquired_frac", self.min_acquired_frac);
+        e.positive("min_ratio", self.min_ratio);
         if self.max_curves == 0 {
             e.push(ParamError::new("max_curves", "must be >= 1 (got 0)"));
         }
@@ -166,7 +166,7 @@ impl Validate for C2Params {
                 e.push(ParamError::new("min_k", format!("must be >= 1 (got {k})")));
             }
         }
-        e
+        e.errors()
     }
 }
 
@@ -215,11 +215,11 @@ fn d_nvals() -> usize {
 
 impl Validate for C7Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        check_common(&mut e, &self.common());
-        prob(&mut e, "min_r2", self.min_r2);
-        prob(&mut e, "min_linear_p", self.min_linear_p);
-        positive(&mut e, "min_tail_ratio", self.min_tail_ratio);
+        let mut e = Checker::default();
+        e.common(&self.common());
+        e.prob("min_r2", self.min_r2);
+        e.prob("min_linear_p", self.min_linear_p);
+        e.positive("min_tail_ratio", self.min_tail_ratio);
         if self.min_n_values < 2 {
             e.push(ParamError::new(
                 "min_n_values",
@@ -231,7 +231,7 @@ impl Validate for C7Params {
                 e.push(ParamError::new("n_column", "must be a column name"));
             }
         }
-        e
+        e.errors()
     }
 }
 
@@ -274,23 +274,23 @@ fn d_bins() -> usize {
 
 impl Validate for C9Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        check_common(&mut e, &self.common());
+        let mut e = Checker::default();
+        e.common(&self.common());
         if !(self.min_group_frac >= 0.0 && self.min_group_frac < 0.5) {
             e.push(ParamError::new(
                 "min_group_frac",
                 format!("must be in [0, 0.5) (got {})", self.min_group_frac),
             ));
         }
-        prob(&mut e, "early_frac", self.early_frac);
-        prob(&mut e, "bimodality_threshold", self.bimodality_threshold);
+        e.prob("early_frac", self.early_frac);
+        e.prob("bimodality_threshold", self.bimodality_threshold);
         if !(2..=200).contains(&self.bins) {
             e.push(ParamError::new(
                 "bins",
                 format!("must be in 2..=200 (got {})", self.bins),
             ));
         }
-        e
+        e.errors()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, UInt64Array};
 use arrow::record_batch::RecordBatch;
-use icl_eval::EvalStage;
+use icl_eval::STAGE as EvalStage;
 use icl_store::task::{InputRef, Stage, TaskSpec};
 use polars::prelude::*;
 use rand::SeedableRng;
@@ -667,7 +667,7 @@ fn c2_abrupt_vs_gradual() {
         json!({"profile": "test", "n_boot": 200}),
         vec![("curves", curves)],
     );
-    assert!(icl_eval::run_command(&t).is_err());
+    assert!(EvalStage.evaluate(&t).is_err());
 }
 
 #[test]

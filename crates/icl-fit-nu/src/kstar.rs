@@ -2,7 +2,7 @@
 //! seeded bootstrap over seeds. K* itself is [`icl_claim::kstar`]'s, the one definition every
 //! claim uses.
 
-use crate::stats::{self, LineFit};
+use icl_claim::stats::{self, LineFit};
 use std::collections::BTreeMap;
 
 pub use icl_claim::kstar::{fit_kstar, KstarFit, KstarSettings, Point};
@@ -101,7 +101,7 @@ pub fn slope_of(rows: &[(f64, Option<f64>)]) -> Option<LineFit> {
         .iter()
         .filter_map(|(n, k)| k.map(|k| (n.log10(), k.log10())))
         .unzip();
-    stats::ols(&x, &y)
+    stats::linear_fit(&x, &y)
 }
 
 #[cfg(test)]
@@ -116,7 +116,7 @@ mod tests {
         for i in 0..12 {
             let k = 10f64.powf(2.0 + 2.0 * i as f64 / 11.0);
             for _ in 0..seeds {
-                let p = stats::sigmoid(8.0 * (k.log10() - kstar.log10()));
+                let p = icl_claim::sigmoid::logistic(8.0 * (k.log10() - kstar.log10()));
                 pts.push((k, 0.5 + 0.5 * p + rng.random_range(-0.03..0.03)));
             }
         }

@@ -12,8 +12,8 @@
 //! The gradient is exact; [`crate::theory::rhs`] is its expansion for small w a and e^beta << n.
 
 use crate::ode::{self, Options, Stop};
-use crate::stats::{sigmoid, softplus};
 use crate::theory::binomial_half_logpmf;
+use icl_claim::sigmoid::logistic as sigmoid;
 
 /// Distribution of the label-signed MLP output phi+ on the query.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,6 +335,17 @@ fn chain(mut segs: Vec<[(f64, f64); 2]>) -> Vec<Vec<(f64, f64)>> {
         lines.push(line);
     }
     lines
+}
+
+/// Numerically safe log(1 + e^x).
+pub fn softplus(x: f64) -> f64 {
+    if x > 30.0 {
+        x + (-x).exp()
+    } else if x < -30.0 {
+        x.exp()
+    } else {
+        x.exp().ln_1p()
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! - [`landscape`]: the exact data-averaged loss over (w, beta), its gradient and flow.
 //! - [`memo`]: I_K(t), saturation, nu with a bootstrap interval.
 //! - [`kstar`]: K* per N (the one definition, `icl_claim::kstar`), log K* vs log N with a bootstrap interval.
-//! - [`stats`]: trapezoids, least squares, quantiles, seeded bootstrap.
+//! - statistics (trapezoids, least squares, quantiles, seeded resampling): `icl_claim::stats`.
 //! - [`io`]: artifacts -> polars frames -> typed rows; [`claim`]: the claim row.
 //! - [`stage`]: the stage commands `c3`, `c4`, `c5`, `c6`, `c13`.
 
@@ -17,5 +17,4 @@ pub mod landscape;
 pub mod memo;
 pub mod ode;
 pub mod stage;
-pub mod stats;
 pub mod theory;

@@ -11,8 +11,8 @@
 //! how much the estimate still drifts.
 
 use crate::io::{Curve, Run};
-use crate::stats::{self, LineFit};
 use anyhow::{bail, Result};
+use icl_claim::stats::{self, LineFit};
 use std::collections::BTreeMap;
 
 /// Memorization summary of one MLP-only run.
@@ -164,7 +164,7 @@ pub fn k_points(runs: &[MemoRun]) -> Vec<KPoint> {
         .into_values()
         .map(|rs| {
             let gm = |f: &dyn Fn(&MemoRun) -> f64| {
-                stats::mean(&rs.iter().map(|r| f(r).ln()).collect::<Vec<_>>()).exp()
+                stats::mean_finite(&rs.iter().map(|r| f(r).ln()).collect::<Vec<_>>()).exp()
             };
             KPoint {
                 k: rs[0].k,
@@ -211,10 +211,10 @@ pub fn fit_nu(
     }
     let lx: Vec<f64> = used.iter().map(|p| p.k.ln()).collect();
     let ly: Vec<f64> = used.iter().map(|p| p.i_end.ln()).collect();
-    let fit = stats::ols(&lx, &ly)
+    let fit = stats::linear_fit(&lx, &ly)
         .ok_or_else(|| anyhow::anyhow!("memorization law: degenerate K values"))?;
-    let half =
-        stats::ols(&lx, &used.iter().map(|p| p.i_half.ln()).collect::<Vec<_>>()).map(|f| f.slope);
+    let half = stats::linear_fit(&lx, &used.iter().map(|p| p.i_half.ln()).collect::<Vec<_>>())
+        .map(|f| f.slope);
 
     let used_groups: Vec<Vec<&MemoRun>> = used
         .iter()
@@ -234,12 +234,12 @@ pub fn fit_nu(
                     let r = stats::resample(&mut rng, g);
                     (
                         g[0].k.ln(),
-                        stats::mean(&r.iter().map(|m| m.i_end.ln()).collect::<Vec<_>>()),
+                        stats::mean_finite(&r.iter().map(|m| m.i_end.ln()).collect::<Vec<_>>()),
                     )
                 })
                 .unzip()
         };
-        if let Some(f) = stats::ols(&x, &y) {
+        if let Some(f) = stats::linear_fit(&x, &y) {
             reps.push(f.slope);
         }
     }

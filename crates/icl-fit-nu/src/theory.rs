@@ -34,7 +34,7 @@
 //! compared with c2 (beta0 above about -0.7 at K = infinity); below it s* grows like e^(-2 beta0).
 
 use crate::ode::{self, Options, Stop};
-use crate::stats;
+use icl_claim::stats;
 
 /// (dw/dt, dbeta/dt) of the reduced dynamics.
 pub fn rhs(n: f64, c1: f64, c2: f64, w: f64, beta: f64) -> [f64; 2] {

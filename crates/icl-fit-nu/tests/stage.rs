@@ -3,7 +3,7 @@
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt64Array};
 use arrow::record_batch::RecordBatch;
-use icl_fit_nu::stage::FitNuStage;
+use icl_fit_nu::stage::STAGE as FitNuStage;
 use icl_fit_nu::theory;
 use icl_store::task::{InputRef, Stage, TaskSpec};
 use rand::{Rng, SeedableRng};
@@ -716,7 +716,7 @@ fn check_rejects_unknown_keys_and_bad_values() {
     assert_eq!(e[0].key, "nboot");
     let e = s.check("c5", &serde_json::json!({"profile": "q", "level": 1.5}));
     assert_eq!(e[0].key, "level");
-    assert!(e[0].message.contains("(0, 1)"));
+    assert!(e[0].message.contains("strictly between 0 and 1"));
     let e = s.check("c6", &serde_json::json!({"seed": 1}));
     assert_eq!(e[0].key, "profile");
     let e = s.check("c9", &serde_json::json!({}));

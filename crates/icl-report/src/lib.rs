@@ -523,7 +523,7 @@ impl Stage for ReportStage {
             let m: Vec<String> = e.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("stage {}: invalid parameters: {}", task.stage, m.join("; "))
         })?;
-        icl_claim::stage_io::check_outputs(task, "icl-report", &OUTPUTS)?;
+        icl_claim::stage::check_outputs(task, "icl-report", &OUTPUTS)?;
         let refs = task.inputs_all("claims");
         ensure!(
             !refs.is_empty(),

@@ -20,8 +20,11 @@ use crate::Run;
 use anyhow::{ensure, Result};
 use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
+use icl_claim::ladder::{self, Rungs};
+use icl_claim::stage::PaperClaim;
 use icl_claim::stats::{finite, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
+use icl_store::task::TaskSpec;
 use serde_json::json;
 
 pub const STATEMENT: &str = "With weight decay on the attention (and LayerNorm) only, ICL is acquired and later lost while IWL keeps rising; after acquisition the ICL and IWL losses follow the theory's relation (w_tr e^(w_tr) ~ c3/lambda, ICL loss ~ e^(-w), IWL loss ~ c3).";
@@ -355,6 +358,27 @@ impl C10Analysis {
         .panel(acc)
         .panel(acc6d)
         .panel(rel)
+    }
+}
+
+/// C10 as a stage command (curves + summaries; judged at each N).
+pub struct C10;
+
+impl PaperClaim for C10 {
+    const COMMAND: &'static str = "c10";
+    type Params = C10Params;
+    type Analysis = C10Analysis;
+    fn analyze(task: &TaskSpec, p: &C10Params) -> Result<Rungs<C10Analysis>> {
+        let runs = crate::read_runs(task)?;
+        ladder::by_n(runs.into_iter().map(|r| (r.n, r)).collect(), |runs| {
+            analyze(runs, p)
+        })
+    }
+    fn claim(a: &C10Analysis, p: &C10Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C10Analysis, p: &C10Params) -> Figure {
+        a.figure(p)
     }
 }
 

@@ -12,9 +12,12 @@ use crate::Run;
 use anyhow::{ensure, Result};
 use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
+use icl_claim::ladder::Rungs;
+use icl_claim::stage::PaperClaim;
 use icl_claim::stats::{bootstrap, finite, linear_fit, median, percentile_interval};
 use icl_claim::stats::{ranks, spearman};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, GREY};
+use icl_store::task::TaskSpec;
 use serde::Serialize;
 use serde_json::json;
 
@@ -292,6 +295,24 @@ impl C11Analysis {
         ))
         .panel(tl)
         .panel(curves)
+    }
+}
+
+/// C11 as a stage command (curves + summaries over wd_attn).
+pub struct C11;
+
+impl PaperClaim for C11 {
+    const COMMAND: &'static str = "c11";
+    type Params = C11Params;
+    type Analysis = C11Analysis;
+    fn analyze(task: &TaskSpec, p: &C11Params) -> Result<Rungs<C11Analysis>> {
+        Ok(Rungs::Whole(analyze(crate::read_runs(task)?, p)?))
+    }
+    fn claim(a: &C11Analysis, p: &C11Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C11Analysis, p: &C11Params) -> Figure {
+        a.figure(p)
     }
 }
 

@@ -18,9 +18,13 @@ use crate::params::C12Params;
 use anyhow::{bail, ensure, Result};
 use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
+use icl_claim::frame;
 use icl_claim::frame::{bools, column_names, f64s};
+use icl_claim::ladder::{self, Rungs};
+use icl_claim::stage::{input_paths, PaperClaim};
 use icl_claim::stats::{chi2_sf, finite, percentile_interval, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
+use icl_store::task::TaskSpec;
 use polars::prelude::DataFrame;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -456,6 +460,51 @@ impl C12Analysis {
         ))
         .panel_size(900, 460)
         .panel(f)
+    }
+}
+
+/// C12 as a stage command (summaries (+ curves) of two arms; judged at each N).
+pub struct C12;
+
+impl PaperClaim for C12 {
+    const COMMAND: &'static str = "c12";
+    type Params = C12Params;
+    type Analysis = C12Analysis;
+    fn analyze(task: &TaskSpec, p: &C12Params) -> Result<Rungs<C12Analysis>> {
+        let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
+        // Optional curves (same runs, same order): the final beta_eff of each run.
+        let beta = match task.inputs_all("curves") {
+            [] => None,
+            refs => Some(
+                refs.iter()
+                    .map(|r| {
+                        Ok(f64s(&frame::read_df(&r.path)?, "beta_eff")?
+                            .last()
+                            .copied()
+                            .unwrap_or(f64::NAN))
+                    })
+                    .collect::<Result<Vec<f64>>>()?,
+            ),
+        };
+        ladder::by_n_frame(&df, |df, rows| {
+            // The beta_eff of the rows analysed (all of them when analysed whole).
+            let beta: Option<Vec<f64>> = beta.as_ref().map(|b| match rows {
+                Some(mask) => b
+                    .iter()
+                    .zip(mask)
+                    .filter(|(_, m)| **m)
+                    .map(|(v, _)| *v)
+                    .collect(),
+                None => b.clone(),
+            });
+            analyze(df, beta.as_deref(), p)
+        })
+    }
+    fn claim(a: &C12Analysis, p: &C12Params) -> Claim {
+        a.claim(p)
+    }
+    fn figure(a: &C12Analysis, p: &C12Params) -> Figure {
+        a.figure(p)
     }
 }
 

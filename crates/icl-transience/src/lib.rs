@@ -5,7 +5,7 @@
 //!   relation (w_tr e^(w_tr) = c3 / lambda, ICL loss ~ e^(-w), IWL loss ~ c3).
 //! - [`c10`], [`c11`], [`c12`]: one module per claim: analysis, verdict rules, figure.
 //!   C10 and C12 are judged at each context length N of their runs (`icl_claim::ladder`).
-//! - [`TransienceStage`]: the pipeline stage (`icl-transience run --task F`, `icl-transience check`).
+//! - [`CLAIMS`], [`STAGE`]: the claims this binary runs, and the stage itself.
 //!
 //! Statistics, the claim record and DataFrame helpers come from `icl-claim` (one copy).
 
@@ -16,36 +16,19 @@ pub mod c12;
 pub mod params;
 
 use analysis::Curve;
-use anyhow::{bail, ensure, Result};
-use icl_claim::claim::Claim;
+use anyhow::{ensure, Result};
 use icl_claim::frame::{self, f64s};
-use icl_claim::ladder;
-use icl_claim::params::check;
-use icl_claim::stage_io::{self, errs, input_paths, params, unknown_command};
-use icl_store::task::{ParamError, Stage, TaskSpec};
-use params::{C10Params, C11Params, C12Params};
+use icl_claim::stage::{input_paths, ClaimStage, Command};
+use icl_store::task::TaskSpec;
 
-pub const COMMANDS: [&str; 3] = ["c10", "c11", "c12"];
-/// The `icl-transience` stage.
-pub struct TransienceStage;
+/// The claims of this family, one line each: the stage's commands.
+pub static CLAIMS: &[&dyn Command] = &[&c10::C10, &c11::C11, &c12::C12];
 
-impl Stage for TransienceStage {
-    fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
-        match command {
-            "c10" => errs(check::<C10Params>(params)),
-            "c11" => errs(check::<C11Params>(params)),
-            "c12" => errs(check::<C12Params>(params)),
-            other => vec![ParamError::new(
-                "command",
-                unknown_command(other, &COMMANDS),
-            )],
-        }
-    }
-
-    fn run(&self, task: &TaskSpec) -> Result<()> {
-        stage_io::run_claim(task, "icl-transience", run_command)
-    }
-}
+/// The `icl-transience` stage (`icl-transience run --task F`, `icl-transience check`).
+pub const STAGE: ClaimStage = ClaimStage {
+    bin: "icl-transience",
+    claims: CLAIMS,
+};
 
 /// One training run: its curve and, from its summary, the attention weight decay, seed and
 /// context length (which sets the label-count floor of its ICL test).
@@ -107,60 +90,4 @@ pub fn runs_from<F: FnMut(usize, String) -> Result<Curve>>(
             })
         })
         .collect()
-}
-
-/// Run one claim command on a task's inputs: the claim row and its figure.
-pub fn run_command(task: &TaskSpec) -> Result<(Claim, icl_plot::Figure)> {
-    Ok(match task.command.as_str() {
-        "c10" => {
-            let p: C10Params = params(task)?;
-            let runs = read_runs(task)?;
-            ladder::judge_by_n(runs.into_iter().map(|r| (r.n, r)).collect(), |runs| {
-                let a = c10::analyze(runs, &p)?;
-                Ok((a.claim(&p), a.figure(&p)))
-            })?
-        }
-        "c11" => {
-            let p: C11Params = params(task)?;
-            let a = c11::analyze(read_runs(task)?, &p)?;
-            (a.claim(&p), a.figure(&p))
-        }
-        "c12" => {
-            let p: C12Params = params(task)?;
-            let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
-            // Optional curves (same runs, same order): the final beta_eff of each run.
-            let beta = match task.inputs_all("curves") {
-                [] => None,
-                refs => Some(
-                    refs.iter()
-                        .map(|r| {
-                            Ok(f64s(&frame::read_df(&r.path)?, "beta_eff")?
-                                .last()
-                                .copied()
-                                .unwrap_or(f64::NAN))
-                        })
-                        .collect::<Result<Vec<f64>>>()?,
-                ),
-            };
-            ladder::judge_frame(&df, |df, rows| {
-                // The beta_eff of the rows judged (all of them when judged whole).
-                let beta: Option<Vec<f64>> = beta.as_ref().map(|b| match rows {
-                    Some(mask) => b
-                        .iter()
-                        .zip(mask)
-                        .filter(|(_, m)| **m)
-                        .map(|(v, _)| *v)
-                        .collect(),
-                    None => b.clone(),
-                });
-                let a = c12::analyze(df, beta.as_deref(), &p)?;
-                Ok((a.claim(&p), a.figure(&p)))
-            })?
-        }
-        other => bail!(
-            "stage {}: {}",
-            task.stage,
-            unknown_command(other, &COMMANDS)
-        ),
-    })
 }

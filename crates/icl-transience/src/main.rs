@@ -4,5 +4,5 @@ fn main() -> std::process::ExitCode {
     if std::env::var_os("POLARS_MAX_THREADS").is_none() {
         std::env::set_var("POLARS_MAX_THREADS", "1");
     }
-    icl_store::task::stage_main(icl_transience::TransienceStage)
+    icl_store::task::stage_main(icl_transience::STAGE)
 }

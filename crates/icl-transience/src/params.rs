@@ -1,12 +1,9 @@
 //! Parameters of the claim commands: typed, defaulted, validated, unknown keys rejected.
 
-use icl_claim::params::Validate;
+use icl_claim::params::{d_n_boot, Checker, Common, Validate};
 use icl_store::task::ParamError;
 use serde::Deserialize;
 
-fn d_n_boot() -> usize {
-    1000
-}
 fn d_acquire() -> f64 {
     0.9
 }
@@ -38,40 +35,20 @@ fn d_arm_runs() -> usize {
     4
 }
 
-fn prob(e: &mut Vec<ParamError>, key: &str, v: f64) {
-    if !(v > 0.0 && v < 1.0) {
-        e.push(ParamError::new(
-            key,
-            format!("must be strictly between 0 and 1 (got {v})"),
-        ));
-    }
+/// The keys every command accepts (see `icl_claim::params::Common`).
+fn common(e: &mut Checker, profile: &str, n_boot: usize) {
+    e.common(&Common {
+        profile: profile.to_string(),
+        n_boot,
+        bootstrap_seed: 0,
+    });
 }
 
-fn common(e: &mut Vec<ParamError>, profile: &str, n_boot: usize) {
-    if profile.trim().is_empty() {
-        e.push(ParamError::new(
-            "profile",
-            "must be a non-empty profile name",
-        ));
-    }
-    if !(10..=100_000).contains(&n_boot) {
-        e.push(ParamError::new(
-            "n_boot",
-            format!("must be in 10..=100000 (got {n_boot})"),
-        ));
-    }
-}
-
-fn thresholds(e: &mut Vec<ParamError>, acquire: f64, lose: Option<f64>) {
-    prob(e, "acquire_threshold", acquire);
+fn thresholds(e: &mut Checker, acquire: f64, lose: Option<f64>) {
+    e.prob("acquire_threshold", acquire);
     let Some(lose) = lose else { return };
-    prob(e, "lose_threshold", lose);
-    if lose >= acquire {
-        e.push(ParamError::new(
-            "lose_threshold",
-            format!("must be below acquire_threshold ({lose} >= {acquire})"),
-        ));
-    }
+    e.prob("lose_threshold", lose);
+    e.below("lose_threshold", lose, "acquire_threshold", acquire);
 }
 
 /// `c10`: transience exists; the post-acquisition ICL-vs-IWL loss relation against the theory.
@@ -107,7 +84,7 @@ pub struct C10Params {
 
 impl Validate for C10Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
+        let mut e = Checker::default();
         common(&mut e, &self.profile, self.n_boot);
         thresholds(&mut e, self.acquire_threshold, self.lose_threshold);
         if !(self.min_iwl_rise >= 0.0 && self.min_iwl_rise < 1.0) {
@@ -116,12 +93,12 @@ impl Validate for C10Params {
                 format!("must be in [0, 1) (got {})", self.min_iwl_rise),
             ));
         }
-        prob(&mut e, "min_anticorrelation", self.min_anticorrelation);
-        prob(&mut e, "min_relation_r2", self.min_relation_r2);
+        e.prob("min_anticorrelation", self.min_anticorrelation);
+        e.prob("min_relation_r2", self.min_relation_r2);
         if self.max_curves == 0 {
             e.push(ParamError::new("max_curves", "must be >= 1 (got 0)"));
         }
-        e
+        e.errors()
     }
 }
 
@@ -150,7 +127,7 @@ pub struct C11Params {
 
 impl Validate for C11Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
+        let mut e = Checker::default();
         common(&mut e, &self.profile, self.n_boot);
         thresholds(&mut e, self.acquire_threshold, self.lose_threshold);
         if self.min_wd_values < 2 {
@@ -165,7 +142,7 @@ impl Validate for C11Params {
                 format!("must be in (-1, 0) (got {})", self.max_spearman),
             ));
         }
-        e
+        e.errors()
     }
 }
 
@@ -197,17 +174,17 @@ fn d_fig6e_threshold() -> f64 {
 
 impl Validate for C12Params {
     fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
+        let mut e = Checker::default();
         common(&mut e, &self.profile, self.n_boot);
-        prob(&mut e, "alpha", self.alpha);
-        prob(&mut e, "final_acc_threshold", self.final_acc_threshold);
+        e.prob("alpha", self.alpha);
+        e.prob("final_acc_threshold", self.final_acc_threshold);
         if self.min_strata == 0 {
             e.push(ParamError::new("min_strata", "must be >= 1 (got 0)"));
         }
         if self.min_runs_per_arm == 0 {
             e.push(ParamError::new("min_runs_per_arm", "must be >= 1 (got 0)"));
         }
-        e
+        e.errors()
     }
 }
 

@@ -12,13 +12,14 @@
 //! K*_pred = (n s*(beta0) / A)^(1/nu), compared with the sigmoid-fit K* of a minimal-model K sweep.
 //! Nothing is fitted to the minimal model's K sweep.
 
-use super::common::{default_boot, default_level, Checker, Output, Validate};
 use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use crate::memo;
-use crate::stats;
 use crate::theory::{self, Drive, Event};
+use icl_claim::params::{Checker, Validate};
+use icl_claim::stage::Judged;
+use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -67,9 +68,9 @@ pub struct C13Params {
     pub profile: String,
     #[serde(default)]
     pub seed: u64,
-    #[serde(default = "default_boot")]
+    #[serde(default = "icl_claim::params::d_n_boot")]
     pub n_boot: usize,
-    #[serde(default = "default_level")]
+    #[serde(default = "icl_claim::params::d_level")]
     pub level: f64,
     /// N values whose runs calibrate the time scale (default: all but the largest N).
     #[serde(default, rename = "fit_N")]
@@ -102,8 +103,8 @@ pub struct C13Params {
 impl Validate for C13Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut c = Checker::default();
-        c.nonempty("profile", &self.profile);
-        c.open01("level", self.level);
+        c.profile(&self.profile);
+        c.prob("level", self.level);
         if let Some(f) = &self.fit_n {
             if f.is_empty() {
                 c.fail(
@@ -129,7 +130,7 @@ impl Validate for C13Params {
         );
         c.range("min_rise", self.min_rise, 0.0, 1.0);
         c.gt("validity_max", self.validity_max, 0.0);
-        c.0
+        c.errors()
     }
 }
 
@@ -173,8 +174,8 @@ fn pre_acquisition_coefficients(r: &Run) -> Option<(f64, f64)> {
         return None;
     }
     Some((
-        stats::mean(&idx.iter().map(|&i| c.c1[i]).collect::<Vec<_>>()),
-        stats::mean(&idx.iter().map(|&i| c.c2[i]).collect::<Vec<_>>()),
+        stats::mean_finite(&idx.iter().map(|&i| c.c1[i]).collect::<Vec<_>>()),
+        stats::mean_finite(&idx.iter().map(|&i| c.c2[i]).collect::<Vec<_>>()),
     ))
 }
 
@@ -251,7 +252,7 @@ fn statistics(cells: &[Cell], medians: &[f64]) -> Option<Stat> {
     let slope =
         |idx: &Vec<usize>, x: &dyn Fn(usize) -> f64, y: &dyn Fn(usize) -> f64| -> Option<f64> {
             let ok: Vec<usize> = idx.iter().copied().filter(|&i| usable(i)).collect();
-            stats::ols(
+            stats::linear_fit(
                 &ok.iter().map(|&i| x(i)).collect::<Vec<_>>(),
                 &ok.iter().map(|&i| y(i)).collect::<Vec<_>>(),
             )
@@ -273,9 +274,9 @@ fn statistics(cells: &[Cell], medians: &[f64]) -> Option<Stat> {
     Some(Stat {
         ln_scale,
         holdout_ratio,
-        n_exponent: stats::mean(&n_exps),
-        beta0_slope: stats::mean(&b_meas),
-        beta0_slope_ode: stats::mean(&b_ode),
+        n_exponent: stats::mean_finite(&n_exps),
+        beta0_slope: stats::mean_finite(&b_meas),
+        beta0_slope_ode: stats::mean_finite(&b_ode),
     })
 }
 
@@ -432,9 +433,9 @@ fn kstar_checks(kruns: &[Run], mlp: &[Run], p: &C13Params) -> anyhow::Result<Vec
         let n_mlp = per_k.values().map(Vec::len).sum::<usize>();
         let (lx, ly): (Vec<f64>, Vec<f64>) = per_k
             .iter()
-            .map(|(k, v)| ((*k as f64).ln(), stats::mean(v)))
+            .map(|(k, v)| ((*k as f64).ln(), stats::mean_finite(v)))
             .unzip();
-        let law = stats::ols(&lx, &ly);
+        let law = stats::linear_fit(&lx, &ly);
         let c2_eff = if c2w.is_empty() {
             0.5
         } else {
@@ -442,7 +443,7 @@ fn kstar_checks(kruns: &[Run], mlp: &[Run], p: &C13Params) -> anyhow::Result<Vec
         };
         let driven_fraction: Vec<(f64, f64)> = driven
             .iter()
-            .map(|(k, v)| (*k as f64, stats::mean(v)))
+            .map(|(k, v)| (*k as f64, stats::mean_finite(v)))
             .collect();
         let predicted_driven = half_crossing(&driven_fraction);
         let predicted = law
@@ -525,7 +526,8 @@ pub fn half_crossing(frac: &[(f64, f64)]) -> f64 {
     f64::NAN
 }
 
-pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
+/// Read the inputs, analyse and judge: the claim row and its figure.
+pub fn judge(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Judged> {
     let runs = io::read_runs(
         task.inputs_all("summaries"),
         task.inputs_all("curves"),
@@ -769,7 +771,7 @@ pub fn run(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Output> {
         details: crate::claim::details_text(&details),
     };
     let scale = point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN);
-    Ok(Output {
+    Ok(Judged {
         claim,
         figure: figure(&cells, scale, &inf, &kchecks, p.event),
     })
@@ -1038,3 +1040,11 @@ fn figure(
     }
     fig
 }
+
+icl_claim::one_pass_claim!(
+    /// C13 as a stage command (t_ICL and K* against the theory).
+    C13,
+    "c13",
+    C13Params,
+    judge
+);

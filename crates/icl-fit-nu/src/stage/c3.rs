@@ -1,11 +1,13 @@
 //! C3 (Fig 3): the minimal model reproduces the transformer's phenomenology: a sharp transition
 //! from IWL to ICL as K grows, abrupt ICL acquisition, and (with L2 on beta, w) transience.
 
-use super::common::{k_label, Checker, Output, Validate};
+use super::common::k_label;
 use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
-use crate::stats;
+use icl_claim::params::{Checker, Validate};
+use icl_claim::stage::Judged;
+use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -83,8 +85,8 @@ pub struct C3Params {
 impl Validate for C3Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut c = Checker::default();
-        c.nonempty("profile", &self.profile);
-        c.open01("level", self.level);
+        c.profile(&self.profile);
+        c.prob("level", self.level);
         for (k, v) in [
             ("min_rise", Some(self.min_rise)),
             ("max_low_plateau", self.max_low_plateau),
@@ -105,7 +107,7 @@ impl Validate for C3Params {
                 format!("must be below peak_acc ({}) (got {lost})", self.peak_acc),
             );
         }
-        c.0
+        c.errors()
     }
 }
 
@@ -145,7 +147,8 @@ pub fn transience(run: &Run, peak: f64, lost: f64) -> (bool, bool, Option<f64>) 
     (peaked, lost_final, t_lost)
 }
 
-pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
+/// Read the inputs, analyse and judge: the claim row and its figure.
+pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
     let runs = io::read_runs(
         task.inputs_all("summaries"),
         task.inputs_all("curves"),
@@ -206,7 +209,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
     );
     let kf = s.per_n[0].1.clone();
     let mean_acc = |rs: &Vec<&Run>, f: &dyn Fn(&Run) -> f64| {
-        stats::mean(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
+        stats::mean_finite(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
     };
     let low_plateau = by_k
         .values()
@@ -361,7 +364,7 @@ pub fn run(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Output> {
         n_runs: (runs.len() + trans.len()) as i64,
         details: crate::claim::details_text(&details),
     };
-    Ok(Output {
+    Ok(Judged {
         claim,
         figure: figure(&runs, &by_k, &kf, &trans, lost_acc),
     })
@@ -516,3 +519,11 @@ fn figure(
     }
     fig
 }
+
+icl_claim::one_pass_claim!(
+    /// C3 as a stage command (minimal model: transition, abruptness, transience).
+    C3,
+    "c3",
+    C3Params,
+    judge
+);

@@ -6,12 +6,13 @@
 //! Everything here is computed from the exact data-averaged loss (no training), optionally with
 //! the memorized distribution set from measured MLP-only curves (its c1 at the end of training).
 
-use super::common::{Checker, Output, Validate};
 use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim};
 use crate::io;
 use crate::landscape::{Grid, Landscape, PhiDist};
-use crate::stats;
 use crate::theory::{self, Drive, Event};
+use icl_claim::params::{Checker, Validate};
+use icl_claim::stage::Judged;
+use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,7 @@ pub struct C4Params {
 impl Validate for C4Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut c = Checker::default();
-        c.nonempty("profile", &self.profile);
+        c.profile(&self.profile);
         if self.n < 3 {
             c.fail("N", format!("must be >= 3 (got {})", self.n));
         }
@@ -123,8 +124,8 @@ impl Validate for C4Params {
                 format!("must be in [0.5, 1) (got {})", self.accuracy),
             );
         }
-        c.open01("time_tolerance", self.time_tolerance);
-        c.0
+        c.prob("time_tolerance", self.time_tolerance);
+        c.errors()
     }
 }
 
@@ -146,7 +147,8 @@ fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
+/// Read the inputs, analyse and judge: the claim row and its figure.
+pub fn judge(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Judged> {
     // The memorized distribution: fixed, or matched to measured c1.
     let mlp = io::read_runs(
         task.inputs_all("summaries"),
@@ -311,7 +313,7 @@ pub fn run(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Output> {
         n_runs: mlp.len() as i64,
         details: crate::claim::details_text(&details),
     };
-    Ok(Output {
+    Ok(Judged {
         claim,
         figure: figure(&cases, p, level),
     })
@@ -476,3 +478,11 @@ fn figure(cases: &[Case], p: &C4Params, level: f64) -> Figure {
     }
     fig.panel(p_t).panel(p_w)
 }
+
+icl_claim::one_pass_claim!(
+    /// C4 as a stage command (loss landscape over (w, beta)).
+    C4,
+    "c4",
+    C4Params,
+    judge
+);

@@ -1,10 +1,11 @@
 //! C5 (Fig 5, A2, A3): for MLP-only training c1 decays, I_K(t) saturates, and I_K(inf) ~ K^nu
 //! with nu ~ 0.7.
 
-use super::common::{default_boot, default_level, Checker, Output, Validate};
 use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::memo::{self, MemoRun, NuFit, Saturation};
+use icl_claim::params::{Checker, Validate};
+use icl_claim::stage::Judged;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -36,10 +37,10 @@ pub struct C5Params {
     /// Bootstrap seed.
     #[serde(default)]
     pub seed: u64,
-    #[serde(default = "default_boot")]
+    #[serde(default = "icl_claim::params::d_n_boot")]
     pub n_boot: usize,
     /// Confidence level of the interval.
-    #[serde(default = "default_level")]
+    #[serde(default = "icl_claim::params::d_level")]
     pub level: f64,
     /// Saturation check: the last `saturation_tail` of training...
     #[serde(default = "tail02")]
@@ -61,18 +62,19 @@ pub struct C5Params {
 impl Validate for C5Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut c = Checker::default();
-        c.nonempty("profile", &self.profile);
-        c.min_usize("n_boot", self.n_boot, 0);
-        c.open01("level", self.level);
-        c.open01("saturation_tail", self.saturation_tail);
-        c.open01("saturation_tol", self.saturation_tol);
+        c.profile(&self.profile);
+        c.at_least("n_boot", self.n_boot, 0);
+        c.prob("level", self.level);
+        c.prob("saturation_tail", self.saturation_tail);
+        c.prob("saturation_tol", self.saturation_tol);
         c.range("nu_tolerance", self.nu_tolerance, 0.0, 10.0);
         c.range("min_r2", self.min_r2, 0.0, 1.0);
-        c.0
+        c.errors()
     }
 }
 
-pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
+/// Read the inputs, analyse and judge: the claim row and its figure.
+pub fn judge(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Judged> {
     let runs = io::read_runs(
         task.inputs_all("summaries"),
         task.inputs_all("curves"),
@@ -210,7 +212,7 @@ pub fn run(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Output> {
         n_runs: finite.len() as i64,
         details: crate::claim::details_text(&details),
     };
-    Ok(Output {
+    Ok(Judged {
         claim,
         figure: figure(&finite, &memo_runs, fit.as_ref()),
     })
@@ -351,3 +353,11 @@ fn figure(runs: &[Run], memo_runs: &[MemoRun], fit: Option<&NuFit>) -> Figure {
         .panel(p_c2)
         .panel(p_c3)
 }
+
+icl_claim::one_pass_claim!(
+    /// C5 as a stage command (memorization law).
+    C5,
+    "c5",
+    C5Params,
+    judge
+);

@@ -4,12 +4,12 @@
 //! predicts K* at a held-out N.
 
 use super::c5::PAPER_NU;
-use super::common::{
-    default_level, optional_input, read_nu_claim, Checker, NuFromClaim, Output, Validate,
-};
+use super::common::{read_nu_claim, NuFromClaim};
 use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io;
 use crate::kstar::{self, KstarSettings, Point, ScalingFit};
+use icl_claim::params::{Checker, Validate};
+use icl_claim::stage::{optional_input, Judged};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ pub struct C6Params {
     pub seed: u64,
     #[serde(default = "d_n_boot")]
     pub n_boot: usize,
-    #[serde(default = "default_level")]
+    #[serde(default = "icl_claim::params::d_level")]
     pub level: f64,
     /// Smallest sigmoid amplitude that counts as a transition.
     #[serde(default = "icl_claim::kstar::d_min_rise")]
@@ -56,12 +56,12 @@ pub struct C6Params {
 impl Validate for C6Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut c = Checker::default();
-        c.nonempty("profile", &self.profile);
-        c.open01("level", self.level);
+        c.profile(&self.profile);
+        c.prob("level", self.level);
         c.range("min_rise", self.min_rise, 0.0, 1.0);
         c.range("slope_tolerance", self.slope_tolerance, 0.0, 10.0);
         c.gt("prediction_factor", self.prediction_factor, 1.0);
-        c.0
+        c.errors()
     }
 }
 
@@ -110,7 +110,7 @@ pub fn holdout_prediction(s: &ScalingFit, holdout: f64, slope: f64) -> Option<Ho
     let intercept = others.iter().map(|(x, y)| y - slope * x).sum::<f64>() / others.len() as f64;
     let predicted = 10f64.powf(intercept + slope * holdout.log10());
     let (xs, ys): (Vec<f64>, Vec<f64>) = others.iter().copied().unzip();
-    let free = crate::stats::ols(&xs, &ys)
+    let free = icl_claim::stats::linear_fit(&xs, &ys)
         .map(|l| 10f64.powf(l.at(holdout.log10())))
         .unwrap_or(f64::NAN);
     let measured = s.per_n[idx].1.kstar;
@@ -132,7 +132,8 @@ pub fn holdout_prediction(s: &ScalingFit, holdout: f64, slope: f64) -> Option<Ho
     })
 }
 
-pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
+/// Read the inputs, analyse and judge: the claim row and its figure.
+pub fn judge(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Judged> {
     let runs = io::read_runs(task.inputs_all("summaries"), &[], "c6")?;
     anyhow::ensure!(!runs.is_empty(), "c6: input `summaries` is empty");
     let nu = optional_input(task, "nu_claim")?
@@ -266,7 +267,7 @@ pub fn run(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Output> {
         n_runs: runs.iter().filter(|r| r.summary.k.is_some()).count() as i64,
         details: crate::claim::details_text(&details),
     };
-    Ok(Output {
+    Ok(Judged {
         claim,
         figure: figure(&groups, &s, theory_slope, nu.is_some(), holdout.as_ref()),
     })
@@ -391,3 +392,11 @@ fn figure(
         .panel(p_acc)
         .panel(p_k)
 }
+
+icl_claim::one_pass_claim!(
+    /// C6 as a stage command (K* ~ N^(1/nu)).
+    C6,
+    "c6",
+    C6Params,
+    judge
+);

@@ -22,61 +22,13 @@ pub use c4::C4Params;
 pub use c5::C5Params;
 pub use c6::C6Params;
 
-use icl_store::task::{check_params, ParamError, Stage, TaskSpec};
+use icl_claim::stage::{ClaimStage, Command};
 
-pub const COMMANDS: [&str; 5] = ["c3", "c4", "c5", "c6", "c13"];
+/// The claims of this family, one line each: the stage's commands.
+pub static CLAIMS: &[&dyn Command] = &[&c3::C3, &c4::C4, &c5::C5, &c6::C6, &c13::C13];
 
-/// The `icl-fit-nu` stage.
-pub struct FitNuStage;
-
-fn check_typed<P: serde::de::DeserializeOwned + common::Validate>(
-    params: &serde_json::Value,
-) -> Vec<ParamError> {
-    match check_params::<P>(params) {
-        Ok(p) => p.validate(),
-        Err(e) => e,
-    }
-}
-
-impl Stage for FitNuStage {
-    fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
-        match command {
-            "c3" => check_typed::<C3Params>(params),
-            "c4" => check_typed::<C4Params>(params),
-            "c5" => check_typed::<C5Params>(params),
-            "c6" => check_typed::<C6Params>(params),
-            "c13" => check_typed::<C13Params>(params),
-            other => vec![ParamError::new(
-                "command",
-                format!(
-                    "unknown command `{other}`; allowed: {}",
-                    COMMANDS.join(", ")
-                ),
-            )],
-        }
-    }
-
-    fn run(&self, task: &TaskSpec) -> anyhow::Result<()> {
-        let errs = self.check(&task.command, &task.params);
-        if !errs.is_empty() {
-            let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
-            anyhow::bail!(
-                "stage {}: invalid parameters: {}",
-                task.stage,
-                msgs.join("; ")
-            );
-        }
-        let out = match task.command.as_str() {
-            "c3" => c3::run(task, &task.params_as()?)?,
-            "c4" => c4::run(task, &task.params_as()?)?,
-            "c5" => c5::run(task, &task.params_as()?)?,
-            "c6" => c6::run(task, &task.params_as()?)?,
-            "c13" => c13::run(task, &task.params_as()?)?,
-            other => anyhow::bail!(
-                "unknown command `{other}`; allowed: {}",
-                COMMANDS.join(", ")
-            ),
-        };
-        common::write_outputs(task, &out)
-    }
-}
+/// The `icl-fit-nu` stage (`icl-fit-nu run --task F`, `icl-fit-nu check`).
+pub const STAGE: ClaimStage = ClaimStage {
+    bin: "icl-fit-nu",
+    claims: CLAIMS,
+};
