@@ -135,7 +135,8 @@ impl Stage for ClaimStage {
             "stage {}: declare output `claim`",
             task.stage
         );
-        let (c, figure) = self.evaluate(task)?;
+        let (mut c, figure) = self.evaluate(task)?;
+        c.details = claim::normalize_details(&c.details)?;
         claim::write(
             &task.output_path("claim", "parquet"),
             std::slice::from_ref(&c),

@@ -7,10 +7,9 @@
 //! - [`memo`]: I_K(t), saturation, nu with a bootstrap interval.
 //! - [`kstar`]: K* per N (the one definition, `icl_claim::kstar`), log K* vs log N with a bootstrap interval.
 //! - statistics (trapezoids, least squares, quantiles, seeded resampling): `icl_claim::stats`.
-//! - [`io`]: artifacts -> polars frames -> typed rows; [`claim`]: the claim row.
+//! - [`io`]: artifacts -> polars frames -> typed rows.
 //! - [`stage`]: the stage commands `c3`, `c4`, `c5`, `c6`, `c13`.
 
-pub mod claim;
 pub mod io;
 pub mod kstar;
 pub mod landscape;

@@ -12,11 +12,11 @@
 //! K*_pred = (n s*(beta0) / A)^(1/nu), compared with the sigmoid-fit K* of a minimal-model K sweep.
 //! Nothing is fitted to the minimal model's K sweep.
 
-use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use crate::memo;
 use crate::theory::{self, Drive, Event};
+use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::Judged;
 use icl_claim::stats;
@@ -768,7 +768,7 @@ pub fn judge(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Judged> {
         profile: p.profile.clone(),
         verdict,
         n_runs: (inf.len() + kruns.len()) as i64,
-        details: crate::claim::details_text(&details),
+        details: icl_claim::claim::details_text(&details),
     };
     let scale = point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN);
     Ok(Judged {

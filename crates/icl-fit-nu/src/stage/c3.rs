@@ -2,9 +2,9 @@
 //! from IWL to ICL as K grows, abrupt ICL acquisition, and (with L2 on beta, w) transience.
 
 use super::common::k_label;
-use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
+use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::Judged;
 use icl_claim::stats;
@@ -362,7 +362,7 @@ pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
         profile: p.profile.clone(),
         verdict,
         n_runs: (runs.len() + trans.len()) as i64,
-        details: crate::claim::details_text(&details),
+        details: icl_claim::claim::details_text(&details),
     };
     Ok(Judged {
         claim,

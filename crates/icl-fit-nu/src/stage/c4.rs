@@ -6,10 +6,10 @@
 //! Everything here is computed from the exact data-averaged loss (no training), optionally with
 //! the memorized distribution set from measured MLP-only curves (its c1 at the end of training).
 
-use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim};
 use crate::io;
 use crate::landscape::{Grid, Landscape, PhiDist};
 use crate::theory::{self, Drive, Event};
+use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim};
 use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::Judged;
 use icl_claim::stats;
@@ -311,7 +311,7 @@ pub fn judge(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Judged> {
         profile: p.profile.clone(),
         verdict,
         n_runs: mlp.len() as i64,
-        details: crate::claim::details_text(&details),
+        details: icl_claim::claim::details_text(&details),
     };
     Ok(Judged {
         claim,

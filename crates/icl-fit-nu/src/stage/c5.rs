@@ -1,9 +1,9 @@
 //! C5 (Fig 5, A2, A3): for MLP-only training c1 decays, I_K(t) saturates, and I_K(inf) ~ K^nu
 //! with nu ~ 0.7.
 
-use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io::{self, Run};
 use crate::memo::{self, MemoRun, NuFit, Saturation};
+use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::Judged;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
@@ -210,7 +210,7 @@ pub fn judge(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Judged> {
         profile: p.profile.clone(),
         verdict,
         n_runs: finite.len() as i64,
-        details: crate::claim::details_text(&details),
+        details: icl_claim::claim::details_text(&details),
     };
     Ok(Judged {
         claim,

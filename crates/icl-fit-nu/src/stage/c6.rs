@@ -5,9 +5,9 @@
 
 use super::c5::PAPER_NU;
 use super::common::{read_nu_claim, NuFromClaim};
-use crate::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use crate::io;
 use crate::kstar::{self, KstarSettings, Point, ScalingFit};
+use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::{optional_input, Judged};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
@@ -265,7 +265,7 @@ pub fn judge(task: &TaskSpec, p: &C6Params) -> anyhow::Result<Judged> {
         profile: p.profile.clone(),
         verdict,
         n_runs: runs.iter().filter(|r| r.summary.k.is_some()).count() as i64,
-        details: crate::claim::details_text(&details),
+        details: icl_claim::claim::details_text(&details),
     };
     Ok(Judged {
         claim,
