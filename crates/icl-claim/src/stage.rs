@@ -24,14 +24,18 @@ pub trait PaperClaim: Sync {
     /// Its parameters: unknown keys are rejected, then [`Validate`] checks the values.
     type Params: serde::de::DeserializeOwned + Validate;
     /// What the claim row and the figure are built from.
-    type Analysis;
+    type Analysis: ClaimAnalysis<Self::Params>;
     /// Read the task's inputs and analyse them: one analysis, or one per context length N for a
     /// claim judged on the scale ladder ([`crate::ladder`]).
     fn analyze(task: &TaskSpec, p: &Self::Params) -> Result<Rungs<Self::Analysis>>;
+}
+
+/// A claim's analysis states the claim and draws its figure.
+pub trait ClaimAnalysis<P> {
     /// The claim row: number, interval, checks and verdict.
-    fn claim(a: &Self::Analysis, p: &Self::Params) -> Claim;
+    fn claim(&self, p: &P) -> Claim;
     /// The claim's figure.
-    fn figure(a: &Self::Analysis, p: &Self::Params) -> Figure;
+    fn figure(&self, p: &P) -> Figure;
 }
 
 /// The claim row and figure of a claim computed in one pass (the `Analysis` of C3-C6 and C13,
@@ -60,14 +64,17 @@ macro_rules! one_pass_claim {
             ) -> anyhow::Result<$crate::ladder::Rungs<$crate::stage::Judged>> {
                 Ok($crate::ladder::Rungs::Whole($judge(task, p)?))
             }
-            fn claim(a: &$crate::stage::Judged, _: &$params) -> $crate::claim::Claim {
-                a.claim.clone()
-            }
-            fn figure(a: &$crate::stage::Judged, _: &$params) -> icl_plot::Figure {
-                a.figure.clone()
-            }
         }
     };
+}
+
+impl<P> ClaimAnalysis<P> for Judged {
+    fn claim(&self, _: &P) -> Claim {
+        self.claim.clone()
+    }
+    fn figure(&self, _: &P) -> Figure {
+        self.figure.clone()
+    }
 }
 
 /// A [`PaperClaim`] behind a vtable, so one slice can list a family's claims.
@@ -87,7 +94,7 @@ impl<C: PaperClaim> Command for C {
     }
     fn evaluate(&self, task: &TaskSpec) -> Result<(Claim, Figure)> {
         let p: C::Params = params(task)?;
-        Ok(C::analyze(task, &p)?.judge(|a| (C::claim(a, &p), C::figure(a, &p))))
+        Ok(C::analyze(task, &p)?.judge(|a| (a.claim(&p), a.figure(&p))))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::stats::{bootstrap, finite, percentile_interval};
 use anyhow::{ensure, Result};
 use icl_claim::frame;
 use icl_claim::ladder::{self, Rungs};
-use icl_claim::stage::{input_paths, PaperClaim};
+use icl_claim::stage::{input_paths, ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, RGBColor, GREY};
 use icl_store::task::TaskSpec;
 use polars::prelude::*;
@@ -289,8 +289,8 @@ pub fn analyze(df: &DataFrame, p: &C1Params) -> Result<C1Analysis> {
     })
 }
 
-impl C1Analysis {
-    pub fn claim(&self, p: &C1Params) -> Claim {
+impl ClaimAnalysis<C1Params> for C1Analysis {
+    fn claim(&self, p: &C1Params) -> Claim {
         let details = json!({
             "per_K": self.per_k,
             "fit": self.fit.map(|f| json!({
@@ -324,7 +324,8 @@ impl C1Analysis {
         }
     }
 
-    pub fn figure(&self, profile: &str) -> Figure {
+    fn figure(&self, p: &C1Params) -> Figure {
+        let profile = p.profile.as_str();
         let ymin = self
             .runs
             .iter()
@@ -449,11 +450,5 @@ impl PaperClaim for C1 {
     fn analyze(task: &TaskSpec, p: &C1Params) -> Result<Rungs<C1Analysis>> {
         let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
         ladder::by_n_frame(&df, |df, _| analyze(df, p))
-    }
-    fn claim(a: &C1Analysis, p: &C1Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C1Analysis, p: &C1Params) -> Figure {
-        a.figure(&p.profile)
     }
 }

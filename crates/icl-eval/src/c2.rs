@@ -18,7 +18,7 @@ use anyhow::{bail, ensure, Context, Result};
 use icl_claim::frame;
 use icl_claim::frame::run_labels;
 use icl_claim::ladder::{self, Rungs};
-use icl_claim::stage::{input_paths, PaperClaim};
+use icl_claim::stage::{input_paths, ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, DARK, GREY};
 use icl_store::task::TaskSpec;
 use polars::prelude::*;
@@ -206,8 +206,8 @@ pub fn analyze(curves: Vec<Curve>, ns: &[u64], p: &C2Params) -> Result<C2Analysi
     })
 }
 
-impl C2Analysis {
-    pub fn claim(&self, p: &C2Params) -> Claim {
+impl ClaimAnalysis<C2Params> for C2Analysis {
+    fn claim(&self, p: &C2Params) -> Claim {
         let details = json!({
             "runs": self.runs,
             "median_ratio": finite(self.median_ratio),
@@ -237,7 +237,7 @@ impl C2Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C2Params) -> Figure {
+    fn figure(&self, p: &C2Params) -> Figure {
         let mut curves = Panel::new(
             "(d) ICL accuracy during training",
             Axis::linear("training iteration"),
@@ -331,12 +331,6 @@ impl PaperClaim for C2 {
             ns.dedup();
             analyze(runs.into_iter().map(|(_, c)| c).collect(), &ns, p)
         })
-    }
-    fn claim(a: &C2Analysis, p: &C2Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C2Analysis, p: &C2Params) -> Figure {
-        a.figure(p)
     }
 }
 

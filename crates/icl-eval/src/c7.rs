@@ -17,7 +17,7 @@ use crate::stats::{
 use anyhow::{bail, ensure, Result};
 use icl_claim::frame;
 use icl_claim::ladder::Rungs;
-use icl_claim::stage::{input_paths, PaperClaim};
+use icl_claim::stage::{input_paths, ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, BoxStat, Figure, Layer, Legend, Marker, Panel, Scale, Violin, DARK};
 use icl_store::task::TaskSpec;
 use polars::prelude::*;
@@ -359,8 +359,8 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     })
 }
 
-impl C7Analysis {
-    pub fn claim(&self, p: &C7Params) -> Claim {
+impl ClaimAnalysis<C7Params> for C7Analysis {
+    fn claim(&self, p: &C7Params) -> Claim {
         let details = json!({
             "N_column": self.n_column,
             "per_N": self.per_n,
@@ -400,7 +400,7 @@ impl C7Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C7Params) -> Figure {
+    fn figure(&self, p: &C7Params) -> Figure {
         let ns: Vec<f64> = self.per_n.iter().map(|s| s.n_ctx).collect();
         let spacing = ns
             .windows(2)
@@ -539,12 +539,6 @@ impl PaperClaim for C7 {
     fn analyze(task: &TaskSpec, p: &C7Params) -> Result<Rungs<C7Analysis>> {
         let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
         Ok(Rungs::Whole(analyze(&df, p)?))
-    }
-    fn claim(a: &C7Analysis, p: &C7Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C7Analysis, p: &C7Params) -> Figure {
-        a.figure(p)
     }
 }
 

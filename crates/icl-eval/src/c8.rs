@@ -15,7 +15,7 @@ use crate::stats::finite;
 use anyhow::{ensure, Result};
 use icl_claim::frame;
 use icl_claim::ladder::Rungs;
-use icl_claim::stage::{input_paths, PaperClaim};
+use icl_claim::stage::{input_paths, ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use icl_store::task::TaskSpec;
 use polars::prelude::DataFrame;
@@ -61,8 +61,8 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C8Analysis> {
     })
 }
 
-impl C8Analysis {
-    pub fn claim(&self, p: &C7Params) -> Claim {
+impl ClaimAnalysis<C7Params> for C8Analysis {
+    fn claim(&self, p: &C7Params) -> Claim {
         let a = &self.inner;
         let details = json!({
             "model": MODEL_NOTE,
@@ -98,7 +98,7 @@ impl C8Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C7Params) -> Figure {
+    fn figure(&self, p: &C7Params) -> Figure {
         let a = &self.inner;
         let budget = a.per_n.iter().map(|s| s.budget).fold(0.0f64, f64::max);
         let mut t = Panel::new(
@@ -207,12 +207,6 @@ impl PaperClaim for C8 {
     fn analyze(task: &TaskSpec, p: &C7Params) -> Result<Rungs<C8Analysis>> {
         let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
         Ok(Rungs::Whole(analyze(&df, p)?))
-    }
-    fn claim(a: &C8Analysis, p: &C7Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C8Analysis, p: &C7Params) -> Figure {
-        a.figure(p)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::stats::{
 use anyhow::{ensure, Result};
 use icl_claim::frame;
 use icl_claim::ladder::{self, Rungs};
-use icl_claim::stage::{input_paths, PaperClaim};
+use icl_claim::stage::{input_paths, ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, DARK, GREY};
 use icl_store::task::TaskSpec;
 use polars::prelude::*;
@@ -177,8 +177,8 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
     })
 }
 
-impl C9Analysis {
-    pub fn claim(&self, p: &C9Params) -> Claim {
+impl ClaimAnalysis<C9Params> for C9Analysis {
+    fn claim(&self, p: &C9Params) -> Claim {
         let details = json!({
             "K": self.k_values,
             "runs": self.n_runs,
@@ -211,7 +211,7 @@ impl C9Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C9Params) -> Figure {
+    fn figure(&self, p: &C9Params) -> Figure {
         let b = if self.budget > 0.0 { self.budget } else { 1.0 };
         let w = b / p.bins as f64;
         let kl = if self.k_values.is_empty() {
@@ -303,11 +303,5 @@ impl PaperClaim for C9 {
     fn analyze(task: &TaskSpec, p: &C9Params) -> Result<Rungs<C9Analysis>> {
         let df = frame::read_stacked(&input_paths(task, "summaries")?)?;
         ladder::by_n_frame(&df, |df, _| analyze(df, p))
-    }
-    fn claim(a: &C9Analysis, p: &C9Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C9Analysis, p: &C9Params) -> Figure {
-        a.figure(p)
     }
 }

@@ -21,7 +21,7 @@ use anyhow::{ensure, Result};
 use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
 use icl_claim::ladder::{self, Rungs};
-use icl_claim::stage::PaperClaim;
+use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_claim::stats::{finite, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use icl_store::task::TaskSpec;
@@ -209,8 +209,8 @@ pub fn analyze(runs: Vec<Run>, p: &C10Params) -> Result<C10Analysis> {
     })
 }
 
-impl C10Analysis {
-    pub fn claim(&self, p: &C10Params) -> Claim {
+impl ClaimAnalysis<C10Params> for C10Analysis {
+    fn claim(&self, p: &C10Params) -> Claim {
         let wds: Vec<f64> = {
             let mut v: Vec<f64> = self.runs.iter().map(|r| r.wd_attn).collect();
             v.sort_by(f64::total_cmp);
@@ -251,7 +251,7 @@ impl C10Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C10Params) -> Figure {
+    fn figure(&self, p: &C10Params) -> Figure {
         // Transient runs first, then the rest, up to max_curves.
         let mut order: Vec<usize> = (0..self.runs.len()).collect();
         order.sort_by_key(|&i| (self.per_run[i].class != Class::Transient, i));
@@ -373,12 +373,6 @@ impl PaperClaim for C10 {
         ladder::by_n(runs.into_iter().map(|r| (r.n, r)).collect(), |runs| {
             analyze(runs, p)
         })
-    }
-    fn claim(a: &C10Analysis, p: &C10Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C10Analysis, p: &C10Params) -> Figure {
-        a.figure(p)
     }
 }
 

@@ -13,7 +13,7 @@ use anyhow::{ensure, Result};
 use icl_claim::claim::Check;
 use icl_claim::claim::{Claim, Verdict};
 use icl_claim::ladder::Rungs;
-use icl_claim::stage::PaperClaim;
+use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_claim::stats::{bootstrap, finite, linear_fit, median, percentile_interval};
 use icl_claim::stats::{ranks, spearman};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel, GREY};
@@ -176,8 +176,8 @@ pub fn analyze(runs: Vec<Run>, p: &C11Params) -> Result<C11Analysis> {
     })
 }
 
-impl C11Analysis {
-    pub fn claim(&self, p: &C11Params) -> Claim {
+impl ClaimAnalysis<C11Params> for C11Analysis {
+    fn claim(&self, p: &C11Params) -> Claim {
         let details = json!({
             "thresholds": {"acquire": p.acquire_threshold, "lose": crate::c10::lose_summary(&self.thresholds).0, "lose_source": if p.lose_threshold.is_some() { "set in the pipeline" } else { "per run: halfway between the acquisition threshold and the label-count floor of its N" }},
             "count_floor": crate::c10::count_floors(&self.runs),
@@ -207,7 +207,7 @@ impl C11Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C11Params) -> Figure {
+    fn figure(&self, p: &C11Params) -> Figure {
         let budget = self
             .per_run
             .iter()
@@ -307,12 +307,6 @@ impl PaperClaim for C11 {
     type Analysis = C11Analysis;
     fn analyze(task: &TaskSpec, p: &C11Params) -> Result<Rungs<C11Analysis>> {
         Ok(Rungs::Whole(analyze(crate::read_runs(task)?, p)?))
-    }
-    fn claim(a: &C11Analysis, p: &C11Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C11Analysis, p: &C11Params) -> Figure {
-        a.figure(p)
     }
 }
 

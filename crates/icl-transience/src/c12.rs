@@ -21,7 +21,7 @@ use icl_claim::claim::{Claim, Verdict};
 use icl_claim::frame;
 use icl_claim::frame::{bools, column_names, f64s};
 use icl_claim::ladder::{self, Rungs};
-use icl_claim::stage::{input_paths, PaperClaim};
+use icl_claim::stage::{input_paths, ClaimAnalysis, PaperClaim};
 use icl_claim::stats::{chi2_sf, finite, percentile_interval, wilson};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel, GREY};
 use icl_store::task::TaskSpec;
@@ -378,8 +378,8 @@ fn k_json(k: f64) -> serde_json::Value {
     }
 }
 
-impl C12Analysis {
-    pub fn claim(&self, p: &C12Params) -> Claim {
+impl ClaimAnalysis<C12Params> for C12Analysis {
+    fn claim(&self, p: &C12Params) -> Claim {
         let details = json!({
             "per_K": self.strata,
             "unmatched_K_ignored": self.unmatched_k.iter().map(|&k| k_json(k)).collect::<Vec<_>>(),
@@ -413,7 +413,7 @@ impl C12Analysis {
         }
     }
 
-    pub fn figure(&self, p: &C12Params) -> Figure {
+    fn figure(&self, p: &C12Params) -> Figure {
         let title = format!(
             "(6e) runs with final ICL acc > 0.75 vs K (Wilson 95%); equalized - standard {} [{}, {}], CMH p = {}",
             icl_plot::format_number(self.rd),
@@ -499,12 +499,6 @@ impl PaperClaim for C12 {
             });
             analyze(df, beta.as_deref(), p)
         })
-    }
-    fn claim(a: &C12Analysis, p: &C12Params) -> Claim {
-        a.claim(p)
-    }
-    fn figure(a: &C12Analysis, p: &C12Params) -> Figure {
-        a.figure(p)
     }
 }
 
