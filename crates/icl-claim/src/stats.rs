@@ -5,25 +5,9 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Quantile of sorted data by linear interpolation between order statistics (numpy's default,
-/// "type 7"). `+inf` entries (runs censored at the end of training) sort last: a quantile that
-/// needs them is `+inf`, one below them is exact.
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let i = h.floor() as usize;
-    let j = (i + 1).min(sorted.len() - 1);
-    let frac = h - i as f64;
-    if frac == 0.0 {
-        return sorted[i];
-    }
-    if sorted[j].is_infinite() || sorted[i].is_infinite() {
-        return f64::INFINITY;
-    }
-    sorted[i] + frac * (sorted[j] - sorted[i])
-}
+/// Quantile of sorted data (type 7; `+inf` entries, censored runs, sort last and make a
+/// quantile that needs them `+inf`). Defined in icl-plot, which draws box plots with it.
+pub use icl_plot::quantile_sorted;
 
 /// Quantile of interval-censored times: run i's event happened somewhere in
 /// (t_i - width_i, t_i] (it is first seen at the evaluation t_i, the previous one was width_i

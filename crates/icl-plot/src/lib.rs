@@ -237,8 +237,10 @@ impl Violin {
     }
 }
 
-/// Quantile of sorted data by linear interpolation between order statistics (type 7, numpy's
-/// default).
+/// Quantile of sorted data by linear interpolation between order statistics (numpy's default,
+/// "type 7"). `+inf` entries (runs censored at the end of training) sort last: a quantile that
+/// needs them is `+inf`, one below them is exact. The one definition: `icl_claim::stats`
+/// re-exports it (this is the lowest crate the claim library and the box plots share).
 pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -246,7 +248,14 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
     let i = h.floor() as usize;
     let j = (i + 1).min(sorted.len() - 1);
-    sorted[i] + (h - i as f64) * (sorted[j] - sorted[i])
+    let frac = h - i as f64;
+    if frac == 0.0 {
+        return sorted[i];
+    }
+    if sorted[j].is_infinite() || sorted[i].is_infinite() {
+        return f64::INFINITY;
+    }
+    sorted[i] + frac * (sorted[j] - sorted[i])
 }
 
 /// What a layer draws.
