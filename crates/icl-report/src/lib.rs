@@ -344,6 +344,8 @@ pub const RULE_CHANGES: &[(&str, &str)] = &[
      "unchanged (0.95), now checked against floor(N) and printed."),
     ("C1, C3, C6, C13: one K* (issue 15)",
      "K* was fitted two ways: C1 by Levenberg-Marquardt from a few starts with the midpoint allowed a decade outside the swept K (a K* outside the data passed only a separate range check), C3, C6 and C13 by a grid + Nelder-Mead search with the midpoint inside the data. Now one definition, icl_claim::kstar, for all four: the grid + Nelder-Mead fit (global over its box, deterministic), slope a in [0.3, 100] per decade, midpoint strictly inside the swept K range, rise d >= min_rise. C1's min_rise default moves from 0.25 to the shared 0.2, and its bootstrap keeps only valid K* (was: converged fits)."),
+    ("C3, C6: bootstrap resamples (issue 13)",
+     "C3 drew 300 and C6 500 resamples for their K* and slope intervals, every other claim 1000; now all use the shared `bootstrap` set of pipeline.yaml (1000; the ci profile sets 100 once for every claim). Only interval endpoints can move."),
     ("Scale ladder (issue 12)",
      "C1, C2, C9, C10 and C12 are judged at each context length N of their runs by the same rules; the claim's verdict, number and interval are the largest N's (the closest to the paper's N = 100) and a 'Trend with N' table gives every N. With one N (quick, ci) nothing changes."),
 ];

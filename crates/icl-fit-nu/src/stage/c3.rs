@@ -21,25 +21,19 @@ const CORE: &[&str] = &[
     "sharp_transition",
 ];
 
-fn boot300() -> usize {
-    300
-}
-fn level() -> f64 {
-    0.95
-}
 fn d_high_plateau() -> f64 {
     0.9
 }
 fn d_max_width() -> f64 {
     1.0
 }
-fn rise_start() -> f64 {
+fn d_rise_start_acc() -> f64 {
     0.75
 }
-fn abrupt() -> f64 {
+fn d_max_rise_fraction() -> f64 {
     0.25
 }
-fn peak09() -> f64 {
+fn d_peak_acc() -> f64 {
     0.9
 }
 
@@ -49,9 +43,9 @@ pub struct C3Params {
     pub profile: String,
     #[serde(default)]
     pub seed: u64,
-    #[serde(default = "boot300")]
+    #[serde(default = "icl_claim::params::d_n_boot")]
     pub n_boot: usize,
-    #[serde(default = "level")]
+    #[serde(default = "icl_claim::params::d_level")]
     pub level: f64,
     #[serde(default = "icl_claim::kstar::d_min_rise")]
     pub min_rise: f64,
@@ -69,13 +63,13 @@ pub struct C3Params {
     /// (default: halfway between chance and perfect, so the second half of the rise is timed;
     /// at small N the discreteness of the label sum lifts early accuracy to ~0.6-0.7 while beta
     /// has barely moved, so a lower start would time that, not the acquisition).
-    #[serde(default = "rise_start")]
+    #[serde(default = "d_rise_start_acc")]
     pub rise_start_acc: f64,
     /// Abrupt: median (t_ICL - rise start) / t_ICL at most this.
-    #[serde(default = "abrupt")]
+    #[serde(default = "d_max_rise_fraction")]
     pub max_rise_fraction: f64,
     /// Transience: ICL acquired (peak at least this)...
-    #[serde(default = "peak09")]
+    #[serde(default = "d_peak_acc")]
     pub peak_acc: f64,
     /// ...then lost (final at most this). Default: halfway between peak_acc and the count floor.
     #[serde(default)]
@@ -86,7 +80,7 @@ impl Validate for C3Params {
     fn validate(&self) -> Vec<ParamError> {
         let mut c = Checker::default();
         c.profile(&self.profile);
-        c.prob("level", self.level);
+        c.prob("icl_claim::params::d_level", self.level);
         for (k, v) in [
             ("min_rise", Some(self.min_rise)),
             ("max_low_plateau", self.max_low_plateau),
@@ -313,7 +307,7 @@ pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
     let floor_checks = [
         icl_claim::floor::floor_check("no_ICL", max_low_plateau, &ns),
         icl_claim::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
-        icl_claim::floor::floor_check("rise_start", p.rise_start_acc, &ns),
+        icl_claim::floor::floor_check("d_rise_start_acc", p.rise_start_acc, &ns),
         icl_claim::floor::floor_check("ICL_peak", p.peak_acc, &ns),
         icl_claim::floor::floor_check("ICL_lost", lost_acc, &ns),
     ];

@@ -21,28 +21,28 @@ use serde_json::json;
 /// Core checks (how the landscape depends on the MLP outputs; the reduced-vs-exact agreement is a further number).
 const CORE: &[&str] = &["icl_downhill_in_both", "memorization_slows_as_predicted"];
 
-fn n100() -> u64 {
+fn d_context_length() -> u64 {
     100
 }
-fn wmin() -> f64 {
+fn d_w_min() -> f64 {
     -2.0
 }
-fn wmax() -> f64 {
+fn d_w_max() -> f64 {
     12.0
 }
-fn bmin() -> f64 {
+fn d_beta_min() -> f64 {
     -2.0
 }
-fn bmax() -> f64 {
+fn d_beta_max() -> f64 {
     6.0
 }
-fn grid61() -> usize {
+fn d_grid_points() -> usize {
     61
 }
-fn mem_mean() -> f64 {
+fn d_memorized_mean() -> f64 {
     3.0
 }
-fn mem_sd() -> f64 {
+fn d_memorized_sd() -> f64 {
     1.0
 }
 fn d_acquired_accuracy() -> f64 {
@@ -57,26 +57,26 @@ fn d_tolerance() -> f64 {
 pub struct C4Params {
     pub profile: String,
     /// Tokens per sequence (query included); the softmax runs over the N - 1 context items.
-    #[serde(default = "n100", rename = "N")]
+    #[serde(default = "d_context_length", rename = "N")]
     pub n: u64,
     /// Start of the gradient flows (w0 = 0).
     #[serde(default)]
     pub beta0: f64,
-    #[serde(default = "wmin")]
+    #[serde(default = "d_w_min")]
     pub w_min: f64,
-    #[serde(default = "wmax")]
+    #[serde(default = "d_w_max")]
     pub w_max: f64,
-    #[serde(default = "bmin")]
+    #[serde(default = "d_beta_min")]
     pub beta_min: f64,
-    #[serde(default = "bmax")]
+    #[serde(default = "d_beta_max")]
     pub beta_max: f64,
     /// Grid points per axis.
-    #[serde(default = "grid61")]
+    #[serde(default = "d_grid_points")]
     pub grid: usize,
     /// Memorized phi+ ~ N(mean, sd^2) (the mean is replaced when MLP curves set c1).
-    #[serde(default = "mem_mean")]
+    #[serde(default = "d_memorized_mean")]
     pub memorized_mean: f64,
-    #[serde(default = "mem_sd")]
+    #[serde(default = "d_memorized_sd")]
     pub memorized_sd: f64,
     /// With MLP-only inputs: the K whose final c1 (median over seeds) sets the memorized
     /// distribution (default: the smallest K, the most memorized).

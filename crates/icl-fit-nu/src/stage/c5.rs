@@ -16,16 +16,16 @@ const CORE: &[&str] = &["c1_decays", "I_K_saturated", "power_law"];
 
 pub const PAPER_NU: f64 = 0.7;
 
-fn tail02() -> f64 {
+fn d_saturation_tail() -> f64 {
     0.2
 }
-fn tol005() -> f64 {
+fn d_saturation_tol() -> f64 {
     0.05
 }
-fn nu_tol() -> f64 {
+fn d_nu_tolerance() -> f64 {
     0.1
 }
-fn r2_min() -> f64 {
+fn d_min_r2() -> f64 {
     0.9
 }
 
@@ -43,19 +43,19 @@ pub struct C5Params {
     #[serde(default = "icl_claim::params::d_level")]
     pub level: f64,
     /// Saturation check: the last `saturation_tail` of training...
-    #[serde(default = "tail02")]
+    #[serde(default = "d_saturation_tail")]
     pub saturation_tail: f64,
     /// ...may add at most this fraction of the final I_K.
-    #[serde(default = "tol005")]
+    #[serde(default = "d_saturation_tol")]
     pub saturation_tol: f64,
     /// Fit nu over unsaturated K as well (they are always reported).
     #[serde(default)]
     pub include_unsaturated: bool,
     /// |nu - 0.7| within which nu counts as the paper's even if the interval misses 0.7.
-    #[serde(default = "nu_tol")]
+    #[serde(default = "d_nu_tolerance")]
     pub nu_tolerance: f64,
     /// Smallest R^2 of the log-log fit that counts as a power law.
-    #[serde(default = "r2_min")]
+    #[serde(default = "d_min_r2")]
     pub min_r2: f64,
 }
 

@@ -19,9 +19,6 @@ use std::collections::BTreeMap;
 /// Core checks (K* growing as a power of N; the exponent and the held-out prediction are its numbers).
 const CORE: &[&str] = &["enough_N", "kstar_grows_with_N"];
 
-fn d_n_boot() -> usize {
-    500
-}
 fn d_slope_tolerance() -> f64 {
     0.2
 }
@@ -35,7 +32,7 @@ pub struct C6Params {
     pub profile: String,
     #[serde(default)]
     pub seed: u64,
-    #[serde(default = "d_n_boot")]
+    #[serde(default = "icl_claim::params::d_n_boot")]
     pub n_boot: usize,
     #[serde(default = "icl_claim::params::d_level")]
     pub level: f64,
