@@ -6,7 +6,8 @@ use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use icl_claim::params::{Checker, Validate};
-use icl_claim::stage::Judged;
+use icl_claim::ladder::Rungs;
+use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
 use icl_store::task::{ParamError, TaskSpec};
@@ -141,8 +142,46 @@ pub fn transience(run: &Run, peak: f64, lost: f64) -> (bool, bool, Option<f64>) 
     (peaked, lost_final, t_lost)
 }
 
-/// Read the inputs, analyse and judge: the claim row and its figure.
-pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
+/// The K-sweep runs (finite K) grouped by K.
+fn runs_by_k(runs: &[Run]) -> BTreeMap<u64, Vec<&Run>> {
+    let mut by_k: BTreeMap<u64, Vec<&Run>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.summary.k.is_some()) {
+        by_k.entry(r.summary.k.unwrap_or(0.0).round() as u64)
+            .or_default()
+            .push(r);
+    }
+    by_k
+}
+
+/// Mean over runs of a finite per-run quantity.
+fn mean_acc(rs: &[&Run], f: impl Fn(&Run) -> f64) -> f64 {
+    stats::mean_finite(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
+}
+
+/// What C3's claim and figure are built from.
+pub struct C3Analysis {
+    runs: Vec<Run>,
+    trans: Vec<Run>,
+    ns: Vec<u64>,
+    max_low_plateau: f64,
+    lost_acc: f64,
+    s: kstar::ScalingFit,
+    kf: kstar::KstarFit,
+    low_plateau: f64,
+    high_plateau: f64,
+    width: f64,
+    fractions: Vec<f64>,
+    med_frac: f64,
+    abrupt_ok: bool,
+    tr: Vec<(bool, bool, Option<f64>)>,
+    n_peaked: usize,
+    n_lost: usize,
+    wd_groups: Vec<serde_json::Value>,
+    transient_ok: bool,
+}
+
+/// Read the inputs and analyse them.
+pub fn analyze(task: &TaskSpec, p: &C3Params) -> anyhow::Result<C3Analysis> {
     let runs = io::read_runs(
         task.inputs_all("summaries"),
         task.inputs_all("curves"),
@@ -178,12 +217,7 @@ pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
     let lost_acc = p.lost_acc.unwrap_or((p.peak_acc + worst_floor) / 2.0);
 
     // 1. Transition in K.
-    let mut by_k: BTreeMap<u64, Vec<&Run>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.summary.k.is_some()) {
-        by_k.entry(r.summary.k.unwrap_or(0.0).round() as u64)
-            .or_default()
-            .push(r);
-    }
+    let by_k = runs_by_k(&runs);
     let mut g = BTreeMap::new();
     g.insert(
         0u64,
@@ -202,18 +236,15 @@ pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
         p.level,
     );
     let kf = s.per_n[0].1.clone();
-    let mean_acc = |rs: &Vec<&Run>, f: &dyn Fn(&Run) -> f64| {
-        stats::mean_finite(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
-    };
     let low_plateau = by_k
         .values()
         .next()
-        .map(|rs| mean_acc(rs, &|r| r.summary.final_icl_acc))
+        .map(|rs| mean_acc(rs, |r| r.summary.final_icl_acc))
         .unwrap_or(f64::NAN);
     let high_plateau = by_k
         .values()
         .last()
-        .map(|rs| mean_acc(rs, &|r| r.summary.final_icl_acc))
+        .map(|rs| mean_acc(rs, |r| r.summary.final_icl_acc))
         .unwrap_or(f64::NAN);
     let width = kf.fit.map(|f| f.width_10_90()).unwrap_or(f64::NAN);
 
@@ -254,114 +285,169 @@ pub fn judge(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Judged> {
         .collect();
     let transient_ok = wd_groups.iter().any(|g| g["transient"] == json!(true));
 
-    let mut checks = vec![
-        Check::new(
-            "icl_chance_at_smallest_K",
-            low_plateau <= max_low_plateau,
-            low_plateau,
-            format!("mean final ICL accuracy at the smallest K <= {max_low_plateau:.3} (no better than counting)"),
-        ),
-        Check::new(
-            "icl_high_at_largest_K",
-            high_plateau >= p.min_high_plateau,
-            high_plateau,
-            format!("mean final ICL accuracy at the largest K >= {}", p.min_high_plateau),
-        ),
-        Check::new(
-            "sharp_transition",
-            kf.valid && width <= p.max_width_decades,
-            width,
-            format!(
-                "sigmoid midpoint inside the K range and its 10-90% rise within {} decade(s) of K (value: width in decades)",
-                p.max_width_decades
-            ),
-        ),
-        Check::new(
-            "abrupt_acquisition",
-            abrupt_ok,
-            med_frac,
-            format!(
-                "median over acquiring runs of (t_ICL - last evaluation with ICL acc <= {}) / t_ICL <= {}",
-                p.rise_start_acc, p.max_rise_fraction
-            ),
-        ),
-    ];
-    if !trans.is_empty() {
-        let best = wd_groups
-            .iter()
-            .filter_map(|g| {
-                let peaked = g["peaked"].as_f64()?;
-                (peaked > 0.0).then(|| g["lost"].as_f64().unwrap_or(0.0) / peaked)
-            })
-            .fold(f64::NAN, f64::max);
-        checks.push(Check::new(
-            "transience",
-            transient_ok,
-            best,
-            format!(
-                "for some L2 strength, most runs that reached ICL acc >= {} end at <= {lost_acc:.3} (value: best fraction lost)",
-                p.peak_acc
-            ),
-        ));
-    }
-    let floor_checks = [
-        icl_claim::floor::floor_check("no_ICL", max_low_plateau, &ns),
-        icl_claim::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
-        icl_claim::floor::floor_check("d_rise_start_acc", p.rise_start_acc, &ns),
-        icl_claim::floor::floor_check("ICL_peak", p.peak_acc, &ns),
-        icl_claim::floor::floor_check("ICL_lost", lost_acc, &ns),
-    ];
-    let floors_ok = floor_checks.iter().all(|c| c.pass);
-    checks.extend(floor_checks);
-    let verdict = if by_k.len() < 3 || !floors_ok {
-        Verdict::Inconclusive
-    } else {
-        verdict_of(&checks, CORE)
-    };
-    let count_floor_json = icl_claim::floor::floors_json(&ns);
-    let details = json!({
-        "verdict_rule": format!("{}; inconclusive: fewer than 3 K values, or a threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
-        "checks": checks_json(&checks),
-        "transition": {
-            "kstar": num(kf.kstar), "low": num(s.kstar_low[0]), "high": num(s.kstar_high[0]), "valid": kf.valid, "reason": kf.reason,
-            "width_10_90_decades": num(width), "low_plateau": num(low_plateau), "d_high_plateau": num(high_plateau),
-            "sigmoid": kf.fit.map(|f| json!({"a": num(f.a), "b": num(f.b), "c": num(f.c), "d": num(f.d)})),
-            "per_K": by_k.iter().map(|(k, rs)| json!({
-                "K": k, "runs": rs.len(),
-                "final_icl_acc": num(mean_acc(rs, &|r| r.summary.final_icl_acc)),
-                "final_iwl_acc": num(mean_acc(rs, &|r| r.summary.final_iwl_acc)),
-                "acquired_fraction": rs.iter().filter(|r| r.summary.t_icl.is_some()).count() as f64 / rs.len() as f64,
-            })).collect::<Vec<_>>(),
-        },
-        "abruptness": {"rise_fractions": fractions.iter().map(|f| num(*f)).collect::<Vec<_>>(), "median": num(med_frac),
-                       "definition": format!("(t_ICL - last evaluation with ICL acc <= {}) / t_ICL", p.rise_start_acc)},
-        "count_floor": count_floor_json,
-        "transience": {
-            "runs": trans.len(), "peaked": n_peaked, "lost": n_lost, "by_wd_attn": wd_groups,
-            "wd_attn": trans.iter().map(|r| r.summary.wd_attn).collect::<Vec<_>>(),
-            "t_lost": tr.iter().map(|t| t.2.map(num)).collect::<Vec<_>>(),
-            "final_icl_acc": trans.iter().map(|r| num(r.summary.final_icl_acc)).collect::<Vec<_>>(),
-            "peak_icl_acc": trans.iter().map(|r| num(r.summary.peak_icl_acc)).collect::<Vec<_>>(),
-        },
-    });
-    let claim = Claim {
-        claim: "C3".into(),
-        figure: "Fig 3".into(),
-        statement: "The minimal model shows the sharp IWL-to-ICL transition in K, abrupt ICL acquisition, and transience with L2 on (w, beta)".into(),
-        paper_value: "qualitative".into(),
-        value: kf.kstar,
-        low: s.kstar_low[0],
-        high: s.kstar_high[0],
-        unit: "K* of the minimal model (items)".into(),
-        profile: p.profile.clone(),
-        verdict,
-        n_runs: (runs.len() + trans.len()) as i64,
-        details: icl_claim::claim::details_text(&details),
-    };
-    Ok(Judged {
-        claim,
-        figure: figure(&runs, &by_k, &kf, &trans, lost_acc),
+    Ok(C3Analysis {
+        runs,
+        trans,
+        ns,
+        max_low_plateau,
+        lost_acc,
+        s,
+        kf,
+        low_plateau,
+        high_plateau,
+        width,
+        fractions,
+        med_frac,
+        abrupt_ok,
+        tr,
+        n_peaked,
+        n_lost,
+        wd_groups,
+        transient_ok,
     })
+}
+
+impl ClaimAnalysis<C3Params> for C3Analysis {
+    fn claim(&self, p: &C3Params) -> Claim {
+        let C3Analysis {
+            runs,
+            trans,
+            ns,
+            max_low_plateau,
+            lost_acc,
+            s,
+            kf,
+            low_plateau,
+            high_plateau,
+            width,
+            fractions,
+            med_frac,
+            abrupt_ok,
+            tr,
+            n_peaked,
+            n_lost,
+            wd_groups,
+            transient_ok,
+        } = self;
+        let max_low_plateau = *max_low_plateau;
+        let lost_acc = *lost_acc;
+        let low_plateau = *low_plateau;
+        let high_plateau = *high_plateau;
+        let width = *width;
+        let med_frac = *med_frac;
+        let abrupt_ok = *abrupt_ok;
+        let n_peaked = *n_peaked;
+        let n_lost = *n_lost;
+        let transient_ok = *transient_ok;
+        let by_k = runs_by_k(runs);
+        let mut checks = vec![
+            Check::new(
+                "icl_chance_at_smallest_K",
+                low_plateau <= max_low_plateau,
+                low_plateau,
+                format!("mean final ICL accuracy at the smallest K <= {max_low_plateau:.3} (no better than counting)"),
+            ),
+            Check::new(
+                "icl_high_at_largest_K",
+                high_plateau >= p.min_high_plateau,
+                high_plateau,
+                format!("mean final ICL accuracy at the largest K >= {}", p.min_high_plateau),
+            ),
+            Check::new(
+                "sharp_transition",
+                kf.valid && width <= p.max_width_decades,
+                width,
+                format!(
+                    "sigmoid midpoint inside the K range and its 10-90% rise within {} decade(s) of K (value: width in decades)",
+                    p.max_width_decades
+                ),
+            ),
+            Check::new(
+                "abrupt_acquisition",
+                abrupt_ok,
+                med_frac,
+                format!(
+                    "median over acquiring runs of (t_ICL - last evaluation with ICL acc <= {}) / t_ICL <= {}",
+                    p.rise_start_acc, p.max_rise_fraction
+                ),
+            ),
+        ];
+        if !trans.is_empty() {
+            let best = wd_groups
+                .iter()
+                .filter_map(|g| {
+                    let peaked = g["peaked"].as_f64()?;
+                    (peaked > 0.0).then(|| g["lost"].as_f64().unwrap_or(0.0) / peaked)
+                })
+                .fold(f64::NAN, f64::max);
+            checks.push(Check::new(
+                "transience",
+                transient_ok,
+                best,
+                format!(
+                    "for some L2 strength, most runs that reached ICL acc >= {} end at <= {lost_acc:.3} (value: best fraction lost)",
+                    p.peak_acc
+                ),
+            ));
+        }
+        let floor_checks = [
+            icl_claim::floor::floor_check("no_ICL", max_low_plateau, &ns),
+            icl_claim::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
+            icl_claim::floor::floor_check("d_rise_start_acc", p.rise_start_acc, &ns),
+            icl_claim::floor::floor_check("ICL_peak", p.peak_acc, &ns),
+            icl_claim::floor::floor_check("ICL_lost", lost_acc, &ns),
+        ];
+        let floors_ok = floor_checks.iter().all(|c| c.pass);
+        checks.extend(floor_checks);
+        let verdict = if by_k.len() < 3 || !floors_ok {
+            Verdict::Inconclusive
+        } else {
+            verdict_of(&checks, CORE)
+        };
+        let count_floor_json = icl_claim::floor::floors_json(&ns);
+        let details = json!({
+            "verdict_rule": format!("{}; inconclusive: fewer than 3 K values, or a threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
+            "checks": checks_json(&checks),
+            "transition": {
+                "kstar": num(kf.kstar), "low": num(s.kstar_low[0]), "high": num(s.kstar_high[0]), "valid": kf.valid, "reason": kf.reason,
+                "width_10_90_decades": num(width), "low_plateau": num(low_plateau), "d_high_plateau": num(high_plateau),
+                "sigmoid": kf.fit.map(|f| json!({"a": num(f.a), "b": num(f.b), "c": num(f.c), "d": num(f.d)})),
+                "per_K": by_k.iter().map(|(k, rs)| json!({
+                    "K": k, "runs": rs.len(),
+                    "final_icl_acc": num(mean_acc(rs, |r| r.summary.final_icl_acc)),
+                    "final_iwl_acc": num(mean_acc(rs, |r| r.summary.final_iwl_acc)),
+                    "acquired_fraction": rs.iter().filter(|r| r.summary.t_icl.is_some()).count() as f64 / rs.len() as f64,
+                })).collect::<Vec<_>>(),
+            },
+            "abruptness": {"rise_fractions": fractions.iter().map(|f| num(*f)).collect::<Vec<_>>(), "median": num(med_frac),
+                           "definition": format!("(t_ICL - last evaluation with ICL acc <= {}) / t_ICL", p.rise_start_acc)},
+            "count_floor": count_floor_json,
+            "transience": {
+                "runs": trans.len(), "peaked": n_peaked, "lost": n_lost, "by_wd_attn": wd_groups,
+                "wd_attn": trans.iter().map(|r| r.summary.wd_attn).collect::<Vec<_>>(),
+                "t_lost": tr.iter().map(|t| t.2.map(num)).collect::<Vec<_>>(),
+                "final_icl_acc": trans.iter().map(|r| num(r.summary.final_icl_acc)).collect::<Vec<_>>(),
+                "peak_icl_acc": trans.iter().map(|r| num(r.summary.peak_icl_acc)).collect::<Vec<_>>(),
+            },
+        });
+        Claim {
+            claim: "C3".into(),
+            figure: "Fig 3".into(),
+            statement: "The minimal model shows the sharp IWL-to-ICL transition in K, abrupt ICL acquisition, and transience with L2 on (w, beta)".into(),
+            paper_value: "qualitative".into(),
+            value: kf.kstar,
+            low: s.kstar_low[0],
+            high: s.kstar_high[0],
+            unit: "K* of the minimal model (items)".into(),
+            profile: p.profile.clone(),
+            verdict,
+            n_runs: (runs.len() + trans.len()) as i64,
+            details: icl_claim::claim::details_text(&details),
+        }
+    }
+    fn figure(&self, _: &C3Params) -> Figure {
+        figure(&self.runs, &runs_by_k(&self.runs), &self.kf, &self.trans, self.lost_acc)
+    }
 }
 
 fn figure(
@@ -514,10 +600,14 @@ fn figure(
     fig
 }
 
-icl_claim::one_pass_claim!(
-    /// C3 as a stage command (minimal model: transition, abruptness, transience).
-    C3,
-    "c3",
-    C3Params,
-    judge
-);
+/// C3 as a stage command (minimal model: transition, abruptness, transience).
+pub struct C3;
+
+impl PaperClaim for C3 {
+    const COMMAND: &'static str = "c3";
+    type Params = C3Params;
+    type Analysis = C3Analysis;
+    fn analyze(task: &TaskSpec, p: &C3Params) -> anyhow::Result<Rungs<C3Analysis>> {
+        Ok(Rungs::Whole(analyze(task, p)?))
+    }
+}

@@ -11,7 +11,8 @@ use crate::landscape::{Grid, Landscape, PhiDist};
 use crate::theory::{self, Drive, Event};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim};
 use icl_claim::params::{Checker, Validate};
-use icl_claim::stage::Judged;
+use icl_claim::ladder::Rungs;
+use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
 use icl_store::task::{ParamError, TaskSpec};
@@ -147,8 +148,17 @@ fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Read the inputs, analyse and judge: the claim row and its figure.
-pub fn judge(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Judged> {
+/// What C4's claim and figure are built from.
+pub struct C4Analysis {
+    mlp: Vec<io::Run>,
+    source: serde_json::Value,
+    n_ctx: usize,
+    level: f64,
+    cases: Vec<Case>,
+}
+
+/// Read the inputs and analyse them.
+pub fn analyze(task: &TaskSpec, p: &C4Params) -> anyhow::Result<C4Analysis> {
     // The memorized distribution: fixed, or matched to measured c1.
     let mlp = io::read_runs(
         task.inputs_all("summaries"),
@@ -240,83 +250,103 @@ pub fn judge(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Judged> {
             reduced_path: red.path.clone(),
         });
     }
-    let (f, m) = (&cases[0], &cases[1]);
-    let rel = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => a / b,
-        _ => f64::NAN,
-    };
-    let slowdown = rel(m.exact_t, f.exact_t);
-    let slowdown_reduced = rel(m.reduced_t, f.reduced_t);
-    let exact_vs_reduced = [rel(f.exact_t, f.reduced_t), rel(m.exact_t, m.reduced_t)];
-    let grad_ratio = m.grad0[0] / f.grad0[0];
-    let c1_ratio = m.coef.c1 / f.coef.c1;
-    let within = |x: f64| x.is_finite() && (x - 1.0).abs() <= p.time_tolerance;
-    let downhill = f.exact_t.is_some() && m.exact_t.is_some();
-    let slows = slowdown > 1.0 && within(slowdown / slowdown_reduced);
-    let reduced_ok = exact_vs_reduced.iter().all(|x| within(*x));
-    let worst_red = exact_vs_reduced
-        .iter()
-        .map(|x| (x - 1.0).abs())
-        .fold(f64::NAN, f64::max);
-    let checks = vec![
-        Check::new(
-            "icl_downhill_in_both",
-            downhill,
-            m.exact_t.unwrap_or(f64::NAN),
-            "gradient flow on the exact loss from (0, beta0) reaches the ICL accuracy level for both distributions (value: time, memorized)",
-        ),
-        Check::new(
-            "memorization_slows_as_predicted",
-            slows,
-            slowdown / slowdown_reduced,
-            format!(
-                "memorized / free time to ICL > 1 and within {} of the reduced dynamics' ratio (s*(c2)/c1) (value: exact / predicted slowdown)",
-                p.time_tolerance
-            ),
-        ),
-        Check::new(
-            "reduced_dynamics_match_exact_flow",
-            reduced_ok,
-            worst_red,
-            format!("reduced-dynamics time to the ICL level within {} of the exact flow's, both distributions (value: worst relative gap)", p.time_tolerance),
-        ),
-    ];
-    let verdict = verdict_of(&checks, CORE);
-    let details = json!({
-        "N": p.n, "n_attended": n_ctx, "beta0": p.beta0, "beta_level": num(level), "accuracy": p.accuracy,
-        "time_unit": "gradient-flow time (learning rate x iterations)",
-        "memorized_source": source,
-        "cases": cases.iter().map(|c| json!({
-            "name": c.name, "c1": num(c.coef.c1), "c2": num(c.coef.c2), "c3": num(c.coef.c3),
-            "t_exact": c.exact_t.map(num), "t_reduced": c.reduced_t.map(num),
-            "grad_at_start": [num(c.grad0[0]), num(c.grad0[1])],
-            "loss_at_start": num(c.grid_loss_at(0.0, p.beta0)),
-            "dist": format!("{:?}", c.dist).chars().take(120).collect::<String>(),
-        })).collect::<Vec<_>>(),
-        "slowdown_exact": num(slowdown), "slowdown_reduced": num(slowdown_reduced),
-        "exact_over_reduced": exact_vs_reduced.iter().map(|x| num(*x)).collect::<Vec<_>>(),
-        "start_gradient_ratio": num(grad_ratio), "c1_ratio": num(c1_ratio),
-        "verdict_rule": verdict_rule(CORE),
-        "checks": checks_json(&checks),
-    });
-    let claim = Claim {
-        claim: "C4".into(),
-        figure: "Fig 4".into(),
-        statement: "The loss landscape over (w, beta) and how it depends on the distribution of MLP outputs".into(),
-        paper_value: "qualitative: memorization (small c1) flattens the path to ICL".into(),
-        value: slowdown,
-        low: f64::NAN,
-        high: f64::NAN,
-        unit: "time to ICL, memorized / not memorized (exact flow)".into(),
-        profile: p.profile.clone(),
-        verdict,
-        n_runs: mlp.len() as i64,
-        details: icl_claim::claim::details_text(&details),
-    };
-    Ok(Judged {
-        claim,
-        figure: figure(&cases, p, level),
+    Ok(C4Analysis {
+        mlp,
+        source,
+        n_ctx,
+        level,
+        cases,
     })
+}
+
+impl ClaimAnalysis<C4Params> for C4Analysis {
+    fn claim(&self, p: &C4Params) -> Claim {
+        let C4Analysis {
+            mlp,
+            source,
+            n_ctx,
+            level,
+            cases,
+        } = self;
+        let n_ctx = *n_ctx;
+        let level = *level;
+        let (f, m) = (&cases[0], &cases[1]);
+        let rel = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => a / b,
+            _ => f64::NAN,
+        };
+        let slowdown = rel(m.exact_t, f.exact_t);
+        let slowdown_reduced = rel(m.reduced_t, f.reduced_t);
+        let exact_vs_reduced = [rel(f.exact_t, f.reduced_t), rel(m.exact_t, m.reduced_t)];
+        let grad_ratio = m.grad0[0] / f.grad0[0];
+        let c1_ratio = m.coef.c1 / f.coef.c1;
+        let within = |x: f64| x.is_finite() && (x - 1.0).abs() <= p.time_tolerance;
+        let downhill = f.exact_t.is_some() && m.exact_t.is_some();
+        let slows = slowdown > 1.0 && within(slowdown / slowdown_reduced);
+        let reduced_ok = exact_vs_reduced.iter().all(|x| within(*x));
+        let worst_red = exact_vs_reduced
+            .iter()
+            .map(|x| (x - 1.0).abs())
+            .fold(f64::NAN, f64::max);
+        let checks = vec![
+            Check::new(
+                "icl_downhill_in_both",
+                downhill,
+                m.exact_t.unwrap_or(f64::NAN),
+                "gradient flow on the exact loss from (0, beta0) reaches the ICL accuracy level for both distributions (value: time, memorized)",
+            ),
+            Check::new(
+                "memorization_slows_as_predicted",
+                slows,
+                slowdown / slowdown_reduced,
+                format!(
+                    "memorized / free time to ICL > 1 and within {} of the reduced dynamics' ratio (s*(c2)/c1) (value: exact / predicted slowdown)",
+                    p.time_tolerance
+                ),
+            ),
+            Check::new(
+                "reduced_dynamics_match_exact_flow",
+                reduced_ok,
+                worst_red,
+                format!("reduced-dynamics time to the ICL level within {} of the exact flow's, both distributions (value: worst relative gap)", p.time_tolerance),
+            ),
+        ];
+        let verdict = verdict_of(&checks, CORE);
+        let details = json!({
+            "N": p.n, "n_attended": n_ctx, "beta0": p.beta0, "beta_level": num(level), "accuracy": p.accuracy,
+            "time_unit": "gradient-flow time (learning rate x iterations)",
+            "memorized_source": source,
+            "cases": cases.iter().map(|c| json!({
+                "name": c.name, "c1": num(c.coef.c1), "c2": num(c.coef.c2), "c3": num(c.coef.c3),
+                "t_exact": c.exact_t.map(num), "t_reduced": c.reduced_t.map(num),
+                "grad_at_start": [num(c.grad0[0]), num(c.grad0[1])],
+                "loss_at_start": num(c.grid_loss_at(0.0, p.beta0)),
+                "dist": format!("{:?}", c.dist).chars().take(120).collect::<String>(),
+            })).collect::<Vec<_>>(),
+            "slowdown_exact": num(slowdown), "slowdown_reduced": num(slowdown_reduced),
+            "exact_over_reduced": exact_vs_reduced.iter().map(|x| num(*x)).collect::<Vec<_>>(),
+            "start_gradient_ratio": num(grad_ratio), "c1_ratio": num(c1_ratio),
+            "verdict_rule": verdict_rule(CORE),
+            "checks": checks_json(&checks),
+        });
+        Claim {
+            claim: "C4".into(),
+            figure: "Fig 4".into(),
+            statement: "The loss landscape over (w, beta) and how it depends on the distribution of MLP outputs".into(),
+            paper_value: "qualitative: memorization (small c1) flattens the path to ICL".into(),
+            value: slowdown,
+            low: f64::NAN,
+            high: f64::NAN,
+            unit: "time to ICL, memorized / not memorized (exact flow)".into(),
+            profile: p.profile.clone(),
+            verdict,
+            n_runs: mlp.len() as i64,
+            details: icl_claim::claim::details_text(&details),
+        }
+    }
+    fn figure(&self, p: &C4Params) -> Figure {
+        figure(&self.cases, p, self.level)
+    }
 }
 
 impl Case {
@@ -479,10 +509,14 @@ fn figure(cases: &[Case], p: &C4Params, level: f64) -> Figure {
     fig.panel(p_t).panel(p_w)
 }
 
-icl_claim::one_pass_claim!(
-    /// C4 as a stage command (loss landscape over (w, beta)).
-    C4,
-    "c4",
-    C4Params,
-    judge
-);
+/// C4 as a stage command (loss landscape over (w, beta)).
+pub struct C4;
+
+impl PaperClaim for C4 {
+    const COMMAND: &'static str = "c4";
+    type Params = C4Params;
+    type Analysis = C4Analysis;
+    fn analyze(task: &TaskSpec, p: &C4Params) -> anyhow::Result<Rungs<C4Analysis>> {
+        Ok(Rungs::Whole(analyze(task, p)?))
+    }
+}

@@ -5,7 +5,8 @@ use crate::io::{self, Run};
 use crate::memo::{self, MemoRun, NuFit, Saturation};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
 use icl_claim::params::{Checker, Validate};
-use icl_claim::stage::Judged;
+use icl_claim::ladder::Rungs;
+use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -73,8 +74,17 @@ impl Validate for C5Params {
     }
 }
 
-/// Read the inputs, analyse and judge: the claim row and its figure.
-pub fn judge(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Judged> {
+/// What C5's claim and figure are built from.
+pub struct C5Analysis {
+    finite: Vec<Run>,
+    memo_runs: Vec<MemoRun>,
+    points: Vec<memo::KPoint>,
+    fit: Option<NuFit>,
+    fell_back: bool,
+}
+
+/// Read the inputs and analyse them.
+pub fn analyze(task: &TaskSpec, p: &C5Params) -> anyhow::Result<C5Analysis> {
     let runs = io::read_runs(
         task.inputs_all("summaries"),
         task.inputs_all("curves"),
@@ -123,99 +133,117 @@ pub fn judge(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Judged> {
             Err(_) => None,
         };
 
-    let worst_decay = points
-        .iter()
-        .map(|k| k.c1_end / k.c1_start)
-        .fold(f64::NAN, f64::max);
-    let part_decay = !points.is_empty() && points.iter().all(|k| k.c1_end < 0.5 * k.c1_start);
-    let mut checks = vec![Check::new(
-        "c1_decays",
-        part_decay,
-        worst_decay,
-        "c1 at the end of training < half its start value, for every K (value: the largest end/start ratio)",
-    )];
-    let verdict = match &fit {
-        None => Verdict::Inconclusive,
-        Some(f) => {
-            let sat_frac = points
-                .iter()
-                .filter(|k| k.saturated_fraction >= 0.5)
-                .count() as f64
-                / points.len() as f64;
-            checks.push(Check::new(
-                "I_K_saturated",
-                !fell_back && f.k_unsaturated.is_empty() && f.k_used.len() >= 3,
-                sat_frac,
-                format!(
-                    "every K saturated (I_K grew < {} over the last {:.0}% of training) and >= 3 K in the fit (value: fraction of K saturated)",
-                    p.saturation_tol,
-                    100.0 * p.saturation_tail
-                ),
-            ));
-            let in_ci = f.low <= PAPER_NU && PAPER_NU <= f.high;
-            checks.push(Check::new(
-                "nu_matches_paper",
-                in_ci || (f.nu - PAPER_NU).abs() <= p.nu_tolerance,
-                f.nu,
-                format!(
-                    "0.7 inside the {:.0}% interval [{:.3}, {:.3}] or |nu - 0.7| <= {}",
-                    100.0 * f.level,
-                    f.low,
-                    f.high,
-                    p.nu_tolerance
-                ),
-            ));
-            checks.push(Check::new(
-                "power_law",
-                f.fit.r2 >= p.min_r2,
-                f.fit.r2,
-                format!("R^2 of ln I_K against ln K >= {}", p.min_r2),
-            ));
-            verdict_of(&checks, CORE)
-        }
-    };
-
-    let (value, low, high) =
-        fit.as_ref()
-            .map(|f| (f.nu, f.low, f.high))
-            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
-    let details = json!({
-        "unit_of_I": "learning rate x iterations (gradient-flow time)",
-        "I_inf_estimate": "I_K at the end of training (geometric mean over seeds); nu_half = the same fit at half the training time",
-        "saturation_rule": format!("relative growth of I_K over the last {:.0}% of training < {}", 100.0 * p.saturation_tail, p.saturation_tol),
-        "fit": fit.as_ref().map(|f| json!({
-            "nu": num(f.nu), "low": num(f.low), "high": num(f.high), "level": f.level,
-            "ln_amp": num(f.ln_amp), "r2": num(f.fit.r2), "slope_se": num(f.fit.slope_se),
-            "nu_half": num(f.nu_half), "resampled": f.resampled, "n_boot": f.n_boot,
-            "k_used": f.k_used, "k_unsaturated": f.k_unsaturated,
-            "fitted_including_unsaturated": fell_back || p.include_unsaturated,
-        })),
-        "verdict_rule": verdict_rule(CORE),
-        "checks": checks_json(&checks),
-        "per_k": points.iter().map(|k| json!({
-            "K": k.k, "seeds": k.n_seeds, "I_end": num(k.i_end), "I_half": num(k.i_half),
-            "saturated_fraction": k.saturated_fraction, "rel_growth_tail": num(k.rel_growth_tail),
-            "c1_start": num(k.c1_start), "c1_end": num(k.c1_end),
-        })).collect::<Vec<_>>(),
-    });
-    let claim = Claim {
-        claim: "C5".into(),
-        figure: "Fig 5, A2, A3".into(),
-        statement: "For MLP-only training c1 decays and I_K(t) = integral of c1 saturates at I_K(inf) ~ K^nu".into(),
-        paper_value: "nu ~ 0.7".into(),
-        value,
-        low,
-        high,
-        unit: "exponent nu".into(),
-        profile: p.profile.clone(),
-        verdict,
-        n_runs: finite.len() as i64,
-        details: icl_claim::claim::details_text(&details),
-    };
-    Ok(Judged {
-        claim,
-        figure: figure(&finite, &memo_runs, fit.as_ref()),
+    Ok(C5Analysis {
+        finite,
+        memo_runs,
+        points,
+        fit,
+        fell_back,
     })
+}
+
+impl ClaimAnalysis<C5Params> for C5Analysis {
+    fn claim(&self, p: &C5Params) -> Claim {
+        let C5Analysis {
+            finite,
+            points,
+            fit,
+            fell_back,
+            ..
+        } = self;
+        let worst_decay = points
+            .iter()
+            .map(|k| k.c1_end / k.c1_start)
+            .fold(f64::NAN, f64::max);
+        let part_decay = !points.is_empty() && points.iter().all(|k| k.c1_end < 0.5 * k.c1_start);
+        let mut checks = vec![Check::new(
+            "c1_decays",
+            part_decay,
+            worst_decay,
+            "c1 at the end of training < half its start value, for every K (value: the largest end/start ratio)",
+        )];
+        let verdict = match &fit {
+            None => Verdict::Inconclusive,
+            Some(f) => {
+                let sat_frac = points
+                    .iter()
+                    .filter(|k| k.saturated_fraction >= 0.5)
+                    .count() as f64
+                    / points.len() as f64;
+                checks.push(Check::new(
+                    "I_K_saturated",
+                    !fell_back && f.k_unsaturated.is_empty() && f.k_used.len() >= 3,
+                    sat_frac,
+                    format!(
+                        "every K saturated (I_K grew < {} over the last {:.0}% of training) and >= 3 K in the fit (value: fraction of K saturated)",
+                        p.saturation_tol,
+                        100.0 * p.saturation_tail
+                    ),
+                ));
+                let in_ci = f.low <= PAPER_NU && PAPER_NU <= f.high;
+                checks.push(Check::new(
+                    "nu_matches_paper",
+                    in_ci || (f.nu - PAPER_NU).abs() <= p.nu_tolerance,
+                    f.nu,
+                    format!(
+                        "0.7 inside the {:.0}% interval [{:.3}, {:.3}] or |nu - 0.7| <= {}",
+                        100.0 * f.level,
+                        f.low,
+                        f.high,
+                        p.nu_tolerance
+                    ),
+                ));
+                checks.push(Check::new(
+                    "power_law",
+                    f.fit.r2 >= p.min_r2,
+                    f.fit.r2,
+                    format!("R^2 of ln I_K against ln K >= {}", p.min_r2),
+                ));
+                verdict_of(&checks, CORE)
+            }
+        };
+
+        let (value, low, high) =
+            fit.as_ref()
+                .map(|f| (f.nu, f.low, f.high))
+                .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let details = json!({
+            "unit_of_I": "learning rate x iterations (gradient-flow time)",
+            "I_inf_estimate": "I_K at the end of training (geometric mean over seeds); nu_half = the same fit at half the training time",
+            "saturation_rule": format!("relative growth of I_K over the last {:.0}% of training < {}", 100.0 * p.saturation_tail, p.saturation_tol),
+            "fit": fit.as_ref().map(|f| json!({
+                "nu": num(f.nu), "low": num(f.low), "high": num(f.high), "level": f.level,
+                "ln_amp": num(f.ln_amp), "r2": num(f.fit.r2), "slope_se": num(f.fit.slope_se),
+                "nu_half": num(f.nu_half), "resampled": f.resampled, "n_boot": f.n_boot,
+                "k_used": f.k_used, "k_unsaturated": f.k_unsaturated,
+                "fitted_including_unsaturated": *fell_back || p.include_unsaturated,
+            })),
+            "verdict_rule": verdict_rule(CORE),
+            "checks": checks_json(&checks),
+            "per_k": points.iter().map(|k| json!({
+                "K": k.k, "seeds": k.n_seeds, "I_end": num(k.i_end), "I_half": num(k.i_half),
+                "saturated_fraction": k.saturated_fraction, "rel_growth_tail": num(k.rel_growth_tail),
+                "c1_start": num(k.c1_start), "c1_end": num(k.c1_end),
+            })).collect::<Vec<_>>(),
+        });
+        Claim {
+            claim: "C5".into(),
+            figure: "Fig 5, A2, A3".into(),
+            statement: "For MLP-only training c1 decays and I_K(t) = integral of c1 saturates at I_K(inf) ~ K^nu".into(),
+            paper_value: "nu ~ 0.7".into(),
+            value,
+            low,
+            high,
+            unit: "exponent nu".into(),
+            profile: p.profile.clone(),
+            verdict,
+            n_runs: finite.len() as i64,
+            details: icl_claim::claim::details_text(&details),
+        }
+    }
+    fn figure(&self, _: &C5Params) -> Figure {
+        figure(&self.finite, &self.memo_runs, self.fit.as_ref())
+    }
 }
 
 fn figure(runs: &[Run], memo_runs: &[MemoRun], fit: Option<&NuFit>) -> Figure {
@@ -354,10 +382,14 @@ fn figure(runs: &[Run], memo_runs: &[MemoRun], fit: Option<&NuFit>) -> Figure {
         .panel(p_c3)
 }
 
-icl_claim::one_pass_claim!(
-    /// C5 as a stage command (memorization law).
-    C5,
-    "c5",
-    C5Params,
-    judge
-);
+/// C5 as a stage command (memorization law).
+pub struct C5;
+
+impl PaperClaim for C5 {
+    const COMMAND: &'static str = "c5";
+    type Params = C5Params;
+    type Analysis = C5Analysis;
+    fn analyze(task: &TaskSpec, p: &C5Params) -> anyhow::Result<Rungs<C5Analysis>> {
+        Ok(Rungs::Whole(analyze(task, p)?))
+    }
+}
