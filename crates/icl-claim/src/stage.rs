@@ -38,45 +38,6 @@ pub trait ClaimAnalysis<P> {
     fn figure(&self, p: &P) -> Figure;
 }
 
-/// The claim row and figure of a claim computed in one pass (the `Analysis` of C3-C6 and C13,
-/// whose figures draw on intermediate values of their judgement).
-#[derive(Debug, Clone)]
-pub struct Judged {
-    pub claim: Claim,
-    pub figure: Figure,
-}
-
-/// A claim judged in one pass: `one_pass_claim!(C5, "c5", C5Params, judge)` declares the unit
-/// struct `C5` whose `analyze` is `judge(task, &params) -> Result<Judged>`.
-#[macro_export]
-macro_rules! one_pass_claim {
-    ($(#[$doc:meta])* $name:ident, $command:literal, $params:ty, $judge:path) => {
-        $(#[$doc])*
-        pub struct $name;
-
-        impl $crate::stage::PaperClaim for $name {
-            const COMMAND: &'static str = $command;
-            type Params = $params;
-            type Analysis = $crate::stage::Judged;
-            fn analyze(
-                task: &icl_store::task::TaskSpec,
-                p: &$params,
-            ) -> anyhow::Result<$crate::ladder::Rungs<$crate::stage::Judged>> {
-                Ok($crate::ladder::Rungs::Whole($judge(task, p)?))
-            }
-        }
-    };
-}
-
-impl<P> ClaimAnalysis<P> for Judged {
-    fn claim(&self, _: &P) -> Claim {
-        self.claim.clone()
-    }
-    fn figure(&self, _: &P) -> Figure {
-        self.figure.clone()
-    }
-}
-
 /// A [`PaperClaim`] behind a vtable, so one slice can list a family's claims.
 pub trait Command: Sync {
     fn name(&self) -> &'static str;

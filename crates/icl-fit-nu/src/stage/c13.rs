@@ -17,8 +17,9 @@ use crate::kstar::{self, KstarSettings};
 use crate::memo;
 use crate::theory::{self, Drive, Event};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
+use icl_claim::ladder::Rungs;
 use icl_claim::params::{Checker, Validate};
-use icl_claim::stage::Judged;
+use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
@@ -526,15 +527,34 @@ pub fn half_crossing(frac: &[(f64, f64)]) -> f64 {
     f64::NAN
 }
 
-/// Read the inputs, analyse and judge: the claim row and its figure.
-pub fn judge(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Judged> {
+/// The runs at K = infinity.
+fn inf_runs(runs: &[Run]) -> Vec<&Run> {
+    runs.iter().filter(|r| r.summary.k.is_none()).collect()
+}
+
+/// What C13's claim and figure are built from.
+pub struct C13Analysis {
+    runs: Vec<Run>,
+    fit_n: Vec<u64>,
+    cells: Vec<Cell>,
+    point: Option<Stat>,
+    reps: Vec<Stat>,
+    ratio_iv: (f64, f64),
+    nexp_iv: (f64, f64),
+    b0_iv: (f64, f64),
+    kruns: Vec<Run>,
+    kchecks: Vec<KstarCheck>,
+}
+
+/// Read the inputs and analyse them.
+pub fn analyze(task: &TaskSpec, p: &C13Params) -> anyhow::Result<C13Analysis> {
     let runs = io::read_runs(
         task.inputs_all("summaries"),
         task.inputs_all("curves"),
         "c13",
     )?;
     anyhow::ensure!(!runs.is_empty(), "c13: input `summaries` is empty");
-    let inf: Vec<&Run> = runs.iter().filter(|r| r.summary.k.is_none()).collect();
+    let inf = inf_runs(&runs);
     anyhow::ensure!(
         !inf.is_empty(),
         "c13: `summaries` must hold minimal-model runs at K = inf"
@@ -666,115 +686,151 @@ pub fn judge(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Judged> {
         kstar_checks(&kruns, &mlp, p)?
     };
 
-    let mut checks: Vec<Check> = Vec::new();
-    if let Some(s) = &point {
-        checks.push(Check::new(
-            "holdout_t_icl_predicted",
-            s.holdout_ratio.is_finite() && s.holdout_ratio.ln().abs() <= p.prediction_factor.ln(),
-            s.holdout_ratio,
-            format!(
-                "median t_ICL at the held-out N within a factor {} of the ODE scaled by the fit-N calibration (value: geometric mean measured / predicted)",
-                p.prediction_factor
-            ),
-        ));
-        checks.push(Check::new(
-            "t_icl_linear_in_N",
-            s.n_exponent.is_finite() && (s.n_exponent - 1.0).abs() <= p.exponent_tolerance,
-            s.n_exponent,
-            format!(
-                "d ln t_ICL / d ln (N - 1) within {} of 1 (mean over beta0)",
-                p.exponent_tolerance
-            ),
-        ));
-        if s.beta0_slope.is_finite() {
+    Ok(C13Analysis {
+        runs,
+        fit_n,
+        cells,
+        point,
+        reps,
+        ratio_iv,
+        nexp_iv,
+        b0_iv,
+        kruns,
+        kchecks,
+    })
+}
+
+impl ClaimAnalysis<C13Params> for C13Analysis {
+    fn claim(&self, p: &C13Params) -> Claim {
+        let C13Analysis {
+            runs,
+            fit_n,
+            cells,
+            point,
+            reps,
+            ratio_iv,
+            nexp_iv,
+            b0_iv,
+            kruns,
+            kchecks,
+        } = self;
+        let mut checks: Vec<Check> = Vec::new();
+        if let Some(s) = &point {
             checks.push(Check::new(
-                "beta0_dependence_matches_ode",
-                (s.beta0_slope - s.beta0_slope_ode).abs() <= p.beta0_slope_tolerance,
-                s.beta0_slope,
+                "holdout_t_icl_predicted",
+                s.holdout_ratio.is_finite() && s.holdout_ratio.ln().abs() <= p.prediction_factor.ln(),
+                s.holdout_ratio,
                 format!(
-                    "d ln t_ICL / d beta0 within {} of the ODE's {:.3} over the same beta0 (mean over N)",
-                    p.beta0_slope_tolerance, s.beta0_slope_ode
+                    "median t_ICL at the held-out N within a factor {} of the ODE scaled by the fit-N calibration (value: geometric mean measured / predicted)",
+                    p.prediction_factor
+                ),
+            ));
+            checks.push(Check::new(
+                "t_icl_linear_in_N",
+                s.n_exponent.is_finite() && (s.n_exponent - 1.0).abs() <= p.exponent_tolerance,
+                s.n_exponent,
+                format!(
+                    "d ln t_ICL / d ln (N - 1) within {} of 1 (mean over beta0)",
+                    p.exponent_tolerance
+                ),
+            ));
+            if s.beta0_slope.is_finite() {
+                checks.push(Check::new(
+                    "beta0_dependence_matches_ode",
+                    (s.beta0_slope - s.beta0_slope_ode).abs() <= p.beta0_slope_tolerance,
+                    s.beta0_slope,
+                    format!(
+                        "d ln t_ICL / d beta0 within {} of the ODE's {:.3} over the same beta0 (mean over N)",
+                        p.beta0_slope_tolerance, s.beta0_slope_ode
+                    ),
+                ));
+            }
+        }
+        let kvalid: Vec<&KstarCheck> = kchecks.iter().filter(|k| k.valid).collect();
+        if !kchecks.is_empty() {
+            let worst = kvalid
+                .iter()
+                .map(|k| k.ratio)
+                .max_by(|a, b| a.ln().abs().total_cmp(&b.ln().abs()))
+                .unwrap_or(f64::NAN);
+            checks.push(Check::new(
+                "kstar_predicted",
+                !kvalid.is_empty() && kvalid.iter().all(|k| k.ratio.ln().abs() <= p.kstar_factor.ln()),
+                worst,
+                format!(
+                    "measured K* within a factor {} of (n s*(beta0) / A)^(1/nu) from the MLP-only law at the same budget, every (N, beta0) group (value: worst measured / predicted)",
+                    p.kstar_factor
                 ),
             ));
         }
-    }
-    let kvalid: Vec<&KstarCheck> = kchecks.iter().filter(|k| k.valid).collect();
-    if !kchecks.is_empty() {
-        let worst = kvalid
+        // The t_ICL threshold of the runs against their label-count floor (icl_claim::floor).
+        let ns: Vec<u64> = runs.iter().map(|r| r.summary.n.round() as u64).collect();
+        let thr = runs
             .iter()
-            .map(|k| k.ratio)
-            .max_by(|a, b| a.ln().abs().total_cmp(&b.ln().abs()))
-            .unwrap_or(f64::NAN);
-        checks.push(Check::new(
-            "kstar_predicted",
-            !kvalid.is_empty() && kvalid.iter().all(|k| k.ratio.ln().abs() <= p.kstar_factor.ln()),
-            worst,
-            format!(
-                "measured K* within a factor {} of (n s*(beta0) / A)^(1/nu) from the MLP-only law at the same budget, every (N, beta0) group (value: worst measured / predicted)",
-                p.kstar_factor
-            ),
-        ));
-    }
-    // The t_ICL threshold of the runs against their label-count floor (icl_claim::floor).
-    let ns: Vec<u64> = runs.iter().map(|r| r.summary.n.round() as u64).collect();
-    let thr = runs
-        .iter()
-        .map(|r| r.summary.t_icl_threshold)
-        .fold(f64::INFINITY, f64::min);
-    let floor = icl_claim::floor::floor_check("t_ICL_acquisition", thr, &ns);
-    let floor_ok = floor.pass;
-    checks.push(floor);
-    let verdict = if point.is_none() || !floor_ok {
-        Verdict::Inconclusive
-    } else {
-        verdict_of(&checks, CORE)
-    };
+            .map(|r| r.summary.t_icl_threshold)
+            .fold(f64::INFINITY, f64::min);
+        let floor = icl_claim::floor::floor_check("t_ICL_acquisition", thr, &ns);
+        let floor_ok = floor.pass;
+        checks.push(floor);
+        let verdict = if point.is_none() || !floor_ok {
+            Verdict::Inconclusive
+        } else {
+            verdict_of(&checks, CORE)
+        };
 
-    let value = point.as_ref().map(|s| s.holdout_ratio).unwrap_or(f64::NAN);
-    let details = json!({
-        "headline": "geometric mean over held-out (beta0, N) cells of measured median t_ICL / calibrated ODE prediction (1 = perfect)",
-        "event": p.event,
-        "n_attended": "N - 1 (the minimal model's softmax runs over the context tokens)",
-        "time_unit": "iterations (ODE gradient-flow time / learning rate)",
-        "fit_N": fit_n,
-        "scale_measured_over_ode": point.as_ref().map(|s| num(s.ln_scale.exp())),
-        "holdout_ratio": num(value), "holdout_ratio_interval": [num(ratio_iv.0), num(ratio_iv.1)],
-        "n_exponent": point.as_ref().map(|s| num(s.n_exponent)), "n_exponent_interval": [num(nexp_iv.0), num(nexp_iv.1)],
-        "beta0_slope": point.as_ref().map(|s| num(s.beta0_slope)), "beta0_slope_interval": [num(b0_iv.0), num(b0_iv.1)],
-        "beta0_slope_ode": point.as_ref().map(|s| num(s.beta0_slope_ode)),
-        "n_boot_ok": reps.len(),
-        "regime": format!("cells with e^beta0 / (N - 1) > {} are outside the reduced dynamics (e^beta << N) and left out of fit and verdict", p.validity_max),
-        "verdict_rule": format!("{}; inconclusive: no held-out point, or the t_ICL threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
-        "checks": checks_json(&checks),
-        "cells": cells.iter().map(|c| json!({
-            "beta0": c.beta0, "N": c.n, "runs": c.runs, "censored": c.censored, "lr": c.lr, "c1": num(c.c1), "c2": num(c.c2),
-            "measured_median": num(c.median), "q25": num(c.q25), "q75": num(c.q75),
-            "ode": num(c.ode), "predicted": num(c.ode * point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN)),
-            "measured_over_ode": num(c.median / c.ode), "in_fit": c.in_fit, "in_regime": c.in_regime,
-        })).collect::<Vec<_>>(),
-        "kstar": kchecks.iter().map(|k| serde_json::to_value(k).unwrap_or_default()).collect::<Vec<_>>(),
-        "predictions": predictions(&cells, point.as_ref().map(|s| s.ln_scale.exp()), &fit_n, &kchecks),
-        "s_star_branches": "s* = e^-beta0 sigma*(c2 e^-beta0): ~ sqrt(pi/2) e^-beta0 for e^beta0 >> c2, ~ (c2/2) e^-2beta0 for e^beta0 << c2",
-    });
-    let claim = Claim {
-        claim: "C13".into(),
-        figure: "Theory (Fig 6b, 6a)".into(),
-        statement: "The reduced dynamics dw/dt = (c1/N)(e^beta - c2 w), dbeta/dt = (c1/N) w e^beta predict t_ICL ~ N e^(-beta0) at K = inf and K* ~ N^(1/nu) e^(-beta0/nu)".into(),
-        paper_value: "t_ICL linear in N, exponential in beta0".into(),
-        value,
-        low: ratio_iv.0,
-        high: ratio_iv.1,
-        unit: "measured / predicted t_ICL at held-out N".into(),
-        profile: p.profile.clone(),
-        verdict,
-        n_runs: (inf.len() + kruns.len()) as i64,
-        details: icl_claim::claim::details_text(&details),
-    };
-    let scale = point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN);
-    Ok(Judged {
-        claim,
-        figure: figure(&cells, scale, &inf, &kchecks, p.event),
-    })
+        let value = point.as_ref().map(|s| s.holdout_ratio).unwrap_or(f64::NAN);
+        let details = json!({
+            "headline": "geometric mean over held-out (beta0, N) cells of measured median t_ICL / calibrated ODE prediction (1 = perfect)",
+            "event": p.event,
+            "n_attended": "N - 1 (the minimal model's softmax runs over the context tokens)",
+            "time_unit": "iterations (ODE gradient-flow time / learning rate)",
+            "fit_N": fit_n,
+            "scale_measured_over_ode": point.as_ref().map(|s| num(s.ln_scale.exp())),
+            "holdout_ratio": num(value), "holdout_ratio_interval": [num(ratio_iv.0), num(ratio_iv.1)],
+            "n_exponent": point.as_ref().map(|s| num(s.n_exponent)), "n_exponent_interval": [num(nexp_iv.0), num(nexp_iv.1)],
+            "beta0_slope": point.as_ref().map(|s| num(s.beta0_slope)), "beta0_slope_interval": [num(b0_iv.0), num(b0_iv.1)],
+            "beta0_slope_ode": point.as_ref().map(|s| num(s.beta0_slope_ode)),
+            "n_boot_ok": reps.len(),
+            "regime": format!("cells with e^beta0 / (N - 1) > {} are outside the reduced dynamics (e^beta << N) and left out of fit and verdict", p.validity_max),
+            "verdict_rule": format!("{}; inconclusive: no held-out point, or the t_ICL threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
+            "checks": checks_json(&checks),
+            "cells": cells.iter().map(|c| json!({
+                "beta0": c.beta0, "N": c.n, "runs": c.runs, "censored": c.censored, "lr": c.lr, "c1": num(c.c1), "c2": num(c.c2),
+                "measured_median": num(c.median), "q25": num(c.q25), "q75": num(c.q75),
+                "ode": num(c.ode), "predicted": num(c.ode * point.as_ref().map(|s| s.ln_scale.exp()).unwrap_or(f64::NAN)),
+                "measured_over_ode": num(c.median / c.ode), "in_fit": c.in_fit, "in_regime": c.in_regime,
+            })).collect::<Vec<_>>(),
+            "kstar": kchecks.iter().map(|k| serde_json::to_value(k).unwrap_or_default()).collect::<Vec<_>>(),
+            "predictions": predictions(cells, point.as_ref().map(|s| s.ln_scale.exp()), fit_n, kchecks),
+            "s_star_branches": "s* = e^-beta0 sigma*(c2 e^-beta0): ~ sqrt(pi/2) e^-beta0 for e^beta0 >> c2, ~ (c2/2) e^-2beta0 for e^beta0 << c2",
+        });
+        Claim {
+            claim: "C13".into(),
+            figure: "Theory (Fig 6b, 6a)".into(),
+            statement: "The reduced dynamics dw/dt = (c1/N)(e^beta - c2 w), dbeta/dt = (c1/N) w e^beta predict t_ICL ~ N e^(-beta0) at K = inf and K* ~ N^(1/nu) e^(-beta0/nu)".into(),
+            paper_value: "t_ICL linear in N, exponential in beta0".into(),
+            value,
+            low: ratio_iv.0,
+            high: ratio_iv.1,
+            unit: "measured / predicted t_ICL at held-out N".into(),
+            profile: p.profile.clone(),
+            verdict,
+            n_runs: (inf_runs(runs).len() + kruns.len()) as i64,
+            details: icl_claim::claim::details_text(&details),
+        }
+    }
+    fn figure(&self, p: &C13Params) -> Figure {
+        figure(
+            &self.cells,
+            self.point
+                .as_ref()
+                .map(|s| s.ln_scale.exp())
+                .unwrap_or(f64::NAN),
+            &inf_runs(&self.runs),
+            &self.kchecks,
+            p.event,
+        )
+    }
 }
 
 fn figure(
@@ -1041,10 +1097,14 @@ fn figure(
     fig
 }
 
-icl_claim::one_pass_claim!(
-    /// C13 as a stage command (t_ICL and K* against the theory).
-    C13,
-    "c13",
-    C13Params,
-    judge
-);
+/// C13 as a stage command (t_ICL and K* against the theory).
+pub struct C13;
+
+impl PaperClaim for C13 {
+    const COMMAND: &'static str = "c13";
+    type Params = C13Params;
+    type Analysis = C13Analysis;
+    fn analyze(task: &TaskSpec, p: &C13Params) -> anyhow::Result<Rungs<C13Analysis>> {
+        Ok(Rungs::Whole(analyze(task, p)?))
+    }
+}

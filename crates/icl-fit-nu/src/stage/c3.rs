@@ -5,8 +5,8 @@ use super::common::k_label;
 use crate::io::{self, Run};
 use crate::kstar::{self, KstarSettings};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
-use icl_claim::params::{Checker, Validate};
 use icl_claim::ladder::Rungs;
+use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_claim::stats;
 use icl_plot::{color, Axis, Figure, Layer, Legend, Panel};
@@ -391,11 +391,11 @@ impl ClaimAnalysis<C3Params> for C3Analysis {
             ));
         }
         let floor_checks = [
-            icl_claim::floor::floor_check("no_ICL", max_low_plateau, &ns),
-            icl_claim::floor::floor_check("ICL_high", p.min_high_plateau, &ns),
-            icl_claim::floor::floor_check("d_rise_start_acc", p.rise_start_acc, &ns),
-            icl_claim::floor::floor_check("ICL_peak", p.peak_acc, &ns),
-            icl_claim::floor::floor_check("ICL_lost", lost_acc, &ns),
+            icl_claim::floor::floor_check("no_ICL", max_low_plateau, ns),
+            icl_claim::floor::floor_check("ICL_high", p.min_high_plateau, ns),
+            icl_claim::floor::floor_check("d_rise_start_acc", p.rise_start_acc, ns),
+            icl_claim::floor::floor_check("ICL_peak", p.peak_acc, ns),
+            icl_claim::floor::floor_check("ICL_lost", lost_acc, ns),
         ];
         let floors_ok = floor_checks.iter().all(|c| c.pass);
         checks.extend(floor_checks);
@@ -404,7 +404,7 @@ impl ClaimAnalysis<C3Params> for C3Analysis {
         } else {
             verdict_of(&checks, CORE)
         };
-        let count_floor_json = icl_claim::floor::floors_json(&ns);
+        let count_floor_json = icl_claim::floor::floors_json(ns);
         let details = json!({
             "verdict_rule": format!("{}; inconclusive: fewer than 3 K values, or a threshold within 0.05 of the label-count floor", verdict_rule(CORE)),
             "checks": checks_json(&checks),
@@ -446,7 +446,13 @@ impl ClaimAnalysis<C3Params> for C3Analysis {
         }
     }
     fn figure(&self, _: &C3Params) -> Figure {
-        figure(&self.runs, &runs_by_k(&self.runs), &self.kf, &self.trans, self.lost_acc)
+        figure(
+            &self.runs,
+            &runs_by_k(&self.runs),
+            &self.kf,
+            &self.trans,
+            self.lost_acc,
+        )
     }
 }
 

@@ -4,8 +4,8 @@
 use crate::io::{self, Run};
 use crate::memo::{self, MemoRun, NuFit, Saturation};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
-use icl_claim::params::{Checker, Validate};
 use icl_claim::ladder::Rungs;
+use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::{ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};

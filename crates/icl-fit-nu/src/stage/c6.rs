@@ -8,8 +8,8 @@ use super::common::{read_nu_claim, NuFromClaim};
 use crate::io;
 use crate::kstar::{self, KstarSettings, Point, ScalingFit};
 use icl_claim::claim::{checks_json, num, verdict_of, verdict_rule, Check, Claim, Verdict};
-use icl_claim::params::{Checker, Validate};
 use icl_claim::ladder::Rungs;
+use icl_claim::params::{Checker, Validate};
 use icl_claim::stage::{optional_input, ClaimAnalysis, PaperClaim};
 use icl_plot::{color, Axis, Figure, Layer, Legend, Marker, Panel};
 use icl_store::task::{ParamError, TaskSpec};
@@ -301,7 +301,13 @@ impl ClaimAnalysis<C6Params> for C6Analysis {
         }
     }
     fn figure(&self, _: &C6Params) -> Figure {
-        figure(&self.groups, &self.s, self.theory_slope, self.nu.is_some(), self.holdout.as_ref())
+        figure(
+            &self.groups,
+            &self.s,
+            self.theory_slope,
+            self.nu.is_some(),
+            self.holdout.as_ref(),
+        )
     }
 }
 
