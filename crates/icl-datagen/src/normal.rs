@@ -177,7 +177,15 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") && has!("avx2") && has!("fma") && has!("popcnt") && has!("bmi1") {
+            if has!("avx512f")
+                && has!("avx512vl")
+                && has!("avx512bw")
+                && has!("avx512dq")
+                && has!("avx2")
+                && has!("fma")
+                && has!("popcnt")
+                && has!("bmi1")
+            {
                 return Isa::Avx512;
             }
             if has!("avx2") && has!("fma") {
@@ -200,7 +208,10 @@ pub(crate) const SEED_WORDS: usize = 4 * LANES;
 fn lanes_next(s: &mut Lanes) -> [u32; LANES] {
     let mut out = [0u32; LANES];
     for l in 0..LANES {
-        out[l] = s[0][l].wrapping_add(s[3][l]).rotate_left(7).wrapping_add(s[0][l]);
+        out[l] = s[0][l]
+            .wrapping_add(s[3][l])
+            .rotate_left(7)
+            .wrapping_add(s[0][l]);
         let t = s[1][l] << 9;
         s[2][l] ^= s[0][l];
         s[3][l] ^= s[1][l];
@@ -216,6 +227,7 @@ fn lanes_next(s: &mut Lanes) -> [u32; LANES] {
 /// becomes 1, 0, 0, 0: xoshiro's only forbidden state).
 fn lanes_from(seed: &[u32; SEED_WORDS]) -> Lanes {
     let mut s: Lanes = std::array::from_fn(|r| std::array::from_fn(|l| seed[r * LANES + l]));
+    #[allow(clippy::needless_range_loop)] // column l of a row-major state: indexing reads best
     for l in 0..LANES {
         if (0..4).all(|r| s[r][l] == 0) {
             s[0][l] = 1;
@@ -240,7 +252,13 @@ fn tables32() -> &'static Tables32 {
         Tables32 {
             wu: std::array::from_fn(|i| t.w[i] as f32),
             f: std::array::from_fn(|i| t.f[i] as f32),
-            fd: std::array::from_fn(|i| if i == 0 { 0.0 } else { (t.f[i - 1] - t.f[i]) as f32 }),
+            fd: std::array::from_fn(|i| {
+                if i == 0 {
+                    0.0
+                } else {
+                    (t.f[i - 1] - t.f[i]) as f32
+                }
+            }),
         }
     })
 }
@@ -255,7 +273,10 @@ fn exp_neg(z: f32) -> f32 {
     let n = (z * std::f32::consts::LOG2_E + 0.5) as i32;
     let nf = n as f32;
     let r = (nf * LN2_HI - z) + nf * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     p * f32::from_bits(((127 - n) as u32) << 23)
 }
 
@@ -272,7 +293,8 @@ fn ln01(u: f32) -> f32 {
     }
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
-    let series = 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))));
+    let series =
+        2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))));
     e as f32 * std::f32::consts::LN_2 + series
 }
 
@@ -302,7 +324,13 @@ pub(crate) struct KinfNormals {
 
 impl KinfNormals {
     pub(crate) fn new(isa: Isa) -> Self {
-        KinfNormals { isa, ws: (f64::NAN, [0.0; LAYERS]), pending: Queue::default(), next: Queue::default(), tail: Queue::default() }
+        KinfNormals {
+            isa,
+            ws: (f64::NAN, [0.0; LAYERS]),
+            pending: Queue::default(),
+            next: Queue::default(),
+            tail: Queue::default(),
+        }
     }
 
     #[cfg(test)]
@@ -362,7 +390,8 @@ impl KinfNormals {
         let ft: [__m512; 8] = std::array::from_fn(|q| ld(t32.f.as_ptr(), q));
         let fd: [__m512; 8] = std::array::from_fn(|q| ld(t32.fd.as_ptr(), q));
         let kt: [__m512; 8] = std::array::from_fn(|q| ld(t.k.as_ptr() as *const f32, q));
-        let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] = std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
+        let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] =
+            std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
         let mut step = || {
             let u = _mm512_add_epi32(_mm512_rol_epi32::<7>(_mm512_add_epi32(s0, s3)), s0);
             let tt = _mm512_slli_epi32::<9>(s1);
@@ -375,8 +404,16 @@ impl KinfNormals {
             u
         };
         let look = |tab: &[__m512; 8], u: __m512i, m5: __mmask16, m6: __mmask16| {
-            let a = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(tab[0], u, tab[1]), _mm512_permutex2var_ps(tab[2], u, tab[3]));
-            let b = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(tab[4], u, tab[5]), _mm512_permutex2var_ps(tab[6], u, tab[7]));
+            let a = _mm512_mask_blend_ps(
+                m5,
+                _mm512_permutex2var_ps(tab[0], u, tab[1]),
+                _mm512_permutex2var_ps(tab[2], u, tab[3]),
+            );
+            let b = _mm512_mask_blend_ps(
+                m5,
+                _mm512_permutex2var_ps(tab[4], u, tab[5]),
+                _mm512_permutex2var_ps(tab[6], u, tab[7]),
+            );
             _mm512_mask_blend_ps(m6, a, b)
         };
         let f = _mm512_set1_ps;
@@ -384,12 +421,18 @@ impl KinfNormals {
         while np > 0 {
             let mut nn = 0usize;
             for g0 in (0..np).step_by(LANES) {
-                let live: u16 = if np - g0 >= LANES { 0xffff } else { (1u16 << (np - g0)) - 1 };
+                let live: u16 = if np - g0 >= LANES {
+                    0xffff
+                } else {
+                    (1u16 << (np - g0)) - 1
+                };
                 let v = step();
                 let redraw = step();
                 // SAFETY: the queues hold np + 16 entries.
-                let slot = unsafe { _mm512_loadu_si512(self.pending.slot.as_ptr().add(g0) as *const _) };
-                let u = unsafe { _mm512_loadu_si512(self.pending.word.as_ptr().add(g0) as *const _) };
+                let slot =
+                    unsafe { _mm512_loadu_si512(self.pending.slot.as_ptr().add(g0) as *const _) };
+                let u =
+                    unsafe { _mm512_loadu_si512(self.pending.word.as_ptr().add(g0) as *const _) };
                 let m5 = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x20));
                 let m6 = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x40));
                 let i0 = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f));
@@ -398,18 +441,36 @@ impl KinfNormals {
                 let kk = _mm512_castps_si512(look(&kt, u, m5, m6));
                 let fast = _mm512_cmplt_epu32_mask(m, kk);
                 let x = _mm512_mul_ps(mf, look(&wu, u, m5, m6));
-                let v01 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32::<8>(v), _mm512_set1_epi32(1))), f(1.0 / (1u32 << 24) as f32));
-                let y = _mm512_add_ps(look(&ft, u, m5, m6), _mm512_mul_ps(v01, look(&fd, u, m5, m6)));
+                let v01 = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(_mm512_add_epi32(
+                        _mm512_srli_epi32::<8>(v),
+                        _mm512_set1_epi32(1),
+                    )),
+                    f(1.0 / (1u32 << 24) as f32),
+                );
+                let y = _mm512_add_ps(
+                    look(&ft, u, m5, m6),
+                    _mm512_mul_ps(v01, look(&fd, u, m5, m6)),
+                );
                 // exp_neg(0.5 * (x * x)), op for op.
                 let z = _mm512_mul_ps(f(0.5), _mm512_mul_ps(x, x));
-                let n = _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(z, f(std::f32::consts::LOG2_E)), f(0.5)));
+                let n = _mm512_cvttps_epi32(_mm512_add_ps(
+                    _mm512_mul_ps(z, f(std::f32::consts::LOG2_E)),
+                    f(0.5),
+                ));
                 let nf = _mm512_cvtepi32_ps(n);
-                let r = _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(nf, f(0.693_145_75)), z), _mm512_mul_ps(nf, f(1.428_606_8e-6)));
+                let r = _mm512_add_ps(
+                    _mm512_sub_ps(_mm512_mul_ps(nf, f(0.693_145_75)), z),
+                    _mm512_mul_ps(nf, f(1.428_606_8e-6)),
+                );
                 let mut p = f(1.0 / 720.0);
                 for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
                     p = _mm512_add_ps(f(c), _mm512_mul_ps(r, p));
                 }
-                let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_sub_epi32(_mm512_set1_epi32(127), n)));
+                let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_sub_epi32(
+                    _mm512_set1_epi32(127),
+                    n,
+                )));
                 let e = _mm512_mul_ps(p, two_n);
                 let wedge = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(y, e);
                 let tail = !fast & i0 & live;
@@ -417,18 +478,38 @@ impl KinfNormals {
                 let retry = live & !acc & !tail;
                 let val = _mm512_or_si512(
                     _mm512_castps_si512(_mm512_mul_ps(mf, look(&ws, u, m5, m6))),
-                    _mm512_and_si512(_mm512_slli_epi32::<24>(u), _mm512_set1_epi32(0x8000_0000u32 as i32)),
+                    _mm512_and_si512(
+                        _mm512_slli_epi32::<24>(u),
+                        _mm512_set1_epi32(0x8000_0000u32 as i32),
+                    ),
                 );
                 assert!(nt + LANES <= self.tail.slot.len() && nn + LANES <= self.next.slot.len());
                 // SAFETY: every live slot is < out.len() (the first pass queued only slots of
                 // `out`; rounds only carry them over); the compress-stores stay within the
                 // queues (asserted).
                 unsafe {
-                    _mm512_mask_i32scatter_ps::<4>(out.as_mut_ptr(), acc, slot, _mm512_castsi512_ps(val));
-                    _mm512_storeu_si512(self.tail.slot.as_mut_ptr().add(nt) as *mut _, _mm512_maskz_compress_epi32(tail, slot));
-                    _mm512_storeu_si512(self.tail.word.as_mut_ptr().add(nt) as *mut _, _mm512_maskz_compress_epi32(tail, u));
-                    _mm512_storeu_si512(self.next.slot.as_mut_ptr().add(nn) as *mut _, _mm512_maskz_compress_epi32(retry, slot));
-                    _mm512_storeu_si512(self.next.word.as_mut_ptr().add(nn) as *mut _, _mm512_maskz_compress_epi32(retry, redraw));
+                    _mm512_mask_i32scatter_ps::<4>(
+                        out.as_mut_ptr(),
+                        acc,
+                        slot,
+                        _mm512_castsi512_ps(val),
+                    );
+                    _mm512_storeu_si512(
+                        self.tail.slot.as_mut_ptr().add(nt) as *mut _,
+                        _mm512_maskz_compress_epi32(tail, slot),
+                    );
+                    _mm512_storeu_si512(
+                        self.tail.word.as_mut_ptr().add(nt) as *mut _,
+                        _mm512_maskz_compress_epi32(tail, u),
+                    );
+                    _mm512_storeu_si512(
+                        self.next.slot.as_mut_ptr().add(nn) as *mut _,
+                        _mm512_maskz_compress_epi32(retry, slot),
+                    );
+                    _mm512_storeu_si512(
+                        self.next.word.as_mut_ptr().add(nn) as *mut _,
+                        _mm512_maskz_compress_epi32(retry, redraw),
+                    );
                 }
                 nt += tail.count_ones() as usize;
                 nn += retry.count_ones() as usize;
@@ -436,7 +517,6 @@ impl KinfNormals {
             std::mem::swap(&mut self.pending, &mut self.next);
             np = nn;
         }
-        drop(step);
         for (r, v) in [s0, s1, s2, s3].into_iter().enumerate() {
             // SAFETY: stores one 16-lane state row.
             unsafe { _mm512_storeu_si512(s[r].as_mut_ptr() as *mut _, v) };
@@ -555,7 +635,12 @@ impl Queue {
 /// Portable first pass: 16 draws per lane step (the last step's unused words are dropped);
 /// every draw is written as if it hit its inner rectangle, misses are queued in slot order.
 #[inline(always)]
-fn first_pass_portable(ws: &[f32; LAYERS], s: &mut Lanes, out: &mut [f32], pending: &mut Queue) -> usize {
+fn first_pass_portable(
+    ws: &[f32; LAYERS],
+    s: &mut Lanes,
+    out: &mut [f32],
+    pending: &mut Queue,
+) -> usize {
     let k = &tables().k;
     let mut np = 0;
     for (g, chunk) in out.chunks_mut(LANES).enumerate() {
@@ -579,13 +664,21 @@ fn first_pass_portable(ws: &[f32; LAYERS], s: &mut Lanes, out: &mut [f32], pendi
 /// three blends on bits 5 and 6 (gathers were slower on this Xeon).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,popcnt,bmi1")]
-unsafe fn first_pass_avx512(ws: &[f32; LAYERS], s: &mut Lanes, out: &mut [f32], pending: &mut Queue) -> usize {
+unsafe fn first_pass_avx512(
+    ws: &[f32; LAYERS],
+    s: &mut Lanes,
+    out: &mut [f32],
+    pending: &mut Queue,
+) -> usize {
     use std::arch::x86_64::*;
     let k = &tables().k;
     // SAFETY (loads): each reads 16 values inside a 128-entry table or a 16-lane state row.
-    let wv: [__m512; 8] = std::array::from_fn(|q| unsafe { _mm512_loadu_ps(ws.as_ptr().add(16 * q)) });
-    let kv: [__m512i; 8] = std::array::from_fn(|q| unsafe { _mm512_loadu_si512(k.as_ptr().add(16 * q) as *const _) });
-    let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] = std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
+    let wv: [__m512; 8] =
+        std::array::from_fn(|q| unsafe { _mm512_loadu_ps(ws.as_ptr().add(16 * q)) });
+    let kv: [__m512i; 8] =
+        std::array::from_fn(|q| unsafe { _mm512_loadu_si512(k.as_ptr().add(16 * q) as *const _) });
+    let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] =
+        std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
     let bit5 = _mm512_set1_epi32(0x20);
     let bit6 = _mm512_set1_epi32(0x40);
     let sign = _mm512_set1_epi32(0x8000_0000u32 as i32);
@@ -606,16 +699,39 @@ unsafe fn first_pass_avx512(ws: &[f32; LAYERS], s: &mut Lanes, out: &mut [f32], 
 
         let m5 = _mm512_test_epi32_mask(u, bit5);
         let m6 = _mm512_test_epi32_mask(u, bit6);
-        let k01 = _mm512_mask_blend_epi32(m5, _mm512_permutex2var_epi32(kv[0], u, kv[1]), _mm512_permutex2var_epi32(kv[2], u, kv[3]));
-        let k23 = _mm512_mask_blend_epi32(m5, _mm512_permutex2var_epi32(kv[4], u, kv[5]), _mm512_permutex2var_epi32(kv[6], u, kv[7]));
+        let k01 = _mm512_mask_blend_epi32(
+            m5,
+            _mm512_permutex2var_epi32(kv[0], u, kv[1]),
+            _mm512_permutex2var_epi32(kv[2], u, kv[3]),
+        );
+        let k23 = _mm512_mask_blend_epi32(
+            m5,
+            _mm512_permutex2var_epi32(kv[4], u, kv[5]),
+            _mm512_permutex2var_epi32(kv[6], u, kv[7]),
+        );
         let kk = _mm512_mask_blend_epi32(m6, k01, k23);
-        let w01 = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(wv[0], u, wv[1]), _mm512_permutex2var_ps(wv[2], u, wv[3]));
-        let w23 = _mm512_mask_blend_ps(m5, _mm512_permutex2var_ps(wv[4], u, wv[5]), _mm512_permutex2var_ps(wv[6], u, wv[7]));
+        let w01 = _mm512_mask_blend_ps(
+            m5,
+            _mm512_permutex2var_ps(wv[0], u, wv[1]),
+            _mm512_permutex2var_ps(wv[2], u, wv[3]),
+        );
+        let w23 = _mm512_mask_blend_ps(
+            m5,
+            _mm512_permutex2var_ps(wv[4], u, wv[5]),
+            _mm512_permutex2var_ps(wv[6], u, wv[7]),
+        );
         let ww = _mm512_mask_blend_ps(m6, w01, w23);
         let m = _mm512_srli_epi32::<8>(u);
         let x = _mm512_mul_ps(_mm512_cvtepi32_ps(m), ww);
-        let v = _mm512_or_si512(_mm512_castps_si512(x), _mm512_and_si512(_mm512_slli_epi32::<24>(u), sign));
-        let live: u16 = if rest >= LANES { 0xffff } else { (1u16 << rest) - 1 };
+        let v = _mm512_or_si512(
+            _mm512_castps_si512(x),
+            _mm512_and_si512(_mm512_slli_epi32::<24>(u), sign),
+        );
+        let live: u16 = if rest >= LANES {
+            0xffff
+        } else {
+            (1u16 << rest) - 1
+        };
         // SAFETY: lanes < `rest` lie inside `out`; the masked store touches only those.
         unsafe { _mm512_mask_storeu_epi32(out.as_mut_ptr().add(g * LANES) as *mut _, live, v) };
         let miss = _mm512_cmpge_epu32_mask(m, kk) & live;
@@ -626,8 +742,14 @@ unsafe fn first_pass_avx512(ws: &[f32; LAYERS], s: &mut Lanes, out: &mut [f32], 
         assert!(np + LANES <= pending.slot.len() && np + LANES <= pending.word.len());
         // SAFETY: the assert bounds both 16-word stores.
         unsafe {
-            _mm512_storeu_si512(pending.slot.as_mut_ptr().add(np) as *mut _, _mm512_maskz_compress_epi32(miss, slots));
-            _mm512_storeu_si512(pending.word.as_mut_ptr().add(np) as *mut _, _mm512_maskz_compress_epi32(miss, u));
+            _mm512_storeu_si512(
+                pending.slot.as_mut_ptr().add(np) as *mut _,
+                _mm512_maskz_compress_epi32(miss, slots),
+            );
+            _mm512_storeu_si512(
+                pending.word.as_mut_ptr().add(np) as *mut _,
+                _mm512_maskz_compress_epi32(miss, u),
+            );
         }
         np += miss.count_ones() as usize;
         g += 1;
@@ -720,7 +842,9 @@ mod tests {
         let mut v = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 v.push(Isa::Avx2);
             }
             if Isa::detect() == Isa::Avx512 {
@@ -746,11 +870,22 @@ mod tests {
     /// without a partial last lane step.
     #[test]
     fn k_inf_generator_is_identical_on_every_isa() {
-        for (len, scale) in [(99 * 63, 1.0 / 63f64.sqrt()), (29, 1.0), (16, 0.5), (1000, 1.0), (1, 1.0)] {
+        for (len, scale) in [
+            (99 * 63, 1.0 / 63f64.sqrt()),
+            (29, 1.0),
+            (16, 0.5),
+            (1000, 1.0),
+            (1, 1.0),
+        ] {
             let want = kinf_draws(Isa::Portable, 5, 300_000, len, scale);
             for isa in isas() {
                 let got = kinf_draws(isa, 5, 300_000, len, scale);
-                assert!(want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?} len {len}");
+                assert!(
+                    want.iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{isa:?} len {len}"
+                );
             }
         }
     }
@@ -791,7 +926,11 @@ mod tests {
             let p = phi(x);
             let count = sorted.partition_point(|v| (*v as f64) < x) as f64;
             let sd = (n as f64 * p * (1.0 - p)).sqrt();
-            assert!((count - n as f64 * p).abs() < 5.0 * sd + 1.0, "CDF at {x}: {} vs {p}", count / n as f64);
+            assert!(
+                (count - n as f64 * p).abs() < 5.0 * sd + 1.0,
+                "CDF at {x}: {} vs {p}",
+                count / n as f64
+            );
             x += 0.125;
         }
         let k = n / 100_000;
@@ -801,10 +940,18 @@ mod tests {
         // Beyond the base layer's edge R = 3.44 (the tail path): P(|x| > 3.5) = 4.65e-4.
         let beyond = sorted.iter().filter(|v| v.abs() > 3.5).count() as f64;
         let expect = 4.6525e-4 * n as f64;
-        assert!((beyond - expect).abs() < 5.0 * expect.sqrt(), "{beyond} beyond 3.5, expected {expect}");
+        assert!(
+            (beyond - expect).abs() < 5.0 * expect.sqrt(),
+            "{beyond} beyond 3.5, expected {expect}"
+        );
         // Neighbouring draws (same lane, next step; next lane) are uncorrelated.
         for lag in [1usize, 16] {
-            let c = xs.iter().zip(&xs[lag..]).map(|(a, b)| (*a as f64) * (*b as f64)).sum::<f64>() / n as f64;
+            let c = xs
+                .iter()
+                .zip(&xs[lag..])
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum::<f64>()
+                / n as f64;
             assert!(c.abs() < 0.0025, "lag-{lag} correlation {c}");
         }
     }

@@ -176,7 +176,10 @@ impl Sampler {
                         "equalized contexts need a finite K (got K = inf)",
                     ));
                 }
-                (d, Source::Infinite(Box::new(KinfNormals::new(Isa::detect()))))
+                (
+                    d,
+                    Source::Infinite(Box::new(KinfNormals::new(Isa::detect()))),
+                )
             }
             TrainData::Finite { items, labels } => {
                 let k = items.len();
@@ -404,7 +407,14 @@ pub(crate) fn draw_equalized<R: Rng>(rng: &mut R, a: &[u32], b: &[u32], ids: &mu
 /// chosen context token (item and label). The items come from [`KinfNormals`] on lanes seeded by
 /// 64 words of the ChaCha8 stream (normal.rs says why); labels and the query from the stream.
 #[inline]
-fn fill_infinite(rng: &mut ChaCha8Rng, normals: &mut KinfNormals, n: usize, d: usize, x: &mut [f32], lab: &mut [f32]) {
+fn fill_infinite(
+    rng: &mut ChaCha8Rng,
+    normals: &mut KinfNormals,
+    n: usize,
+    d: usize,
+    x: &mut [f32],
+    lab: &mut [f32],
+) {
     let scale = 1.0 / (d as f64).sqrt();
     let mut seed = [0u32; SEED_WORDS];
     rng.fill(&mut seed);
@@ -436,7 +446,9 @@ mod tests {
         let mut isas = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 isas.push(Isa::Avx2);
             }
             if Isa::detect() == Isa::Avx512 {
@@ -445,7 +457,8 @@ mod tests {
         }
         for (n, d, b) in [(100usize, 63usize, 16usize), (7, 5, 9), (2, 1, 3)] {
             let run = |isa: Isa| {
-                let mut s = Sampler::new(TrainData::Infinite { d }, n, ContextMode::Standard, 42).unwrap();
+                let mut s =
+                    Sampler::new(TrainData::Infinite { d }, n, ContextMode::Standard, 42).unwrap();
                 if let Source::Infinite(g) = &mut s.source {
                     g.set_isa(isa);
                 }
@@ -453,7 +466,11 @@ mod tests {
                 let mut out = Vec::new();
                 for _ in 0..4 {
                     s.fill_batch(&mut batch);
-                    out.push((batch.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), batch.labels.clone(), s.state().word_pos));
+                    out.push((
+                        batch.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        batch.labels.clone(),
+                        s.state().word_pos,
+                    ));
                 }
                 out
             };
@@ -468,7 +485,13 @@ mod tests {
     /// reproduce these bytes; changing them means every K = inf run reruns.
     #[test]
     fn k_inf_stream_is_pinned() {
-        let mut s = Sampler::new(TrainData::Infinite { d: 63 }, 100, ContextMode::Standard, 42).unwrap();
+        let mut s = Sampler::new(
+            TrainData::Infinite { d: 63 },
+            100,
+            ContextMode::Standard,
+            42,
+        )
+        .unwrap();
         let mut batch = Batch::new(4, 100, 63);
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for _ in 0..3 {
@@ -477,7 +500,11 @@ mod tests {
                 h = (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        assert_eq!((h, s.state().word_pos), (PINNED_HASH, PINNED_POS), "K = inf stream changed");
+        assert_eq!(
+            (h, s.state().word_pos),
+            (PINNED_HASH, PINNED_POS),
+            "K = inf stream changed"
+        );
     }
     const PINNED_HASH: u64 = 3_958_188_508_883_463_631;
     const PINNED_POS: u128 = 1968;

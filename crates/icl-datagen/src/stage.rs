@@ -7,8 +7,8 @@ use icl_store::task::{check_params, ParamError, Stage, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    generate_items, make_icl_test, make_iwl_test, make_novel, ItemSet, NumItems,
-    DEFAULT_D, DEFAULT_N_TEST,
+    generate_items, make_icl_test, make_iwl_test, make_novel, ItemSet, NumItems, DEFAULT_D,
+    DEFAULT_N_TEST,
 };
 
 fn default_d() -> usize {
@@ -204,8 +204,7 @@ pub fn run_testsets(p: &TestsetsParams, items: &ItemSet) -> anyhow::Result<Tests
     }
     let novel = make_novel(p.k, p.d, p.test_seed).context("novel items")?;
     ensure_disjoint(items, &novel.items)?;
-    let icl_test =
-        make_icl_test(&novel, p.n, p.n_test, p.test_seed).context("ICL test set")?;
+    let icl_test = make_icl_test(&novel, p.n, p.n_test, p.test_seed).context("ICL test set")?;
     let iwl_test = make_iwl_test(p.k, p.n, p.n_test, p.test_seed).context("IWL test set")?;
     Ok(TestsetsOutput {
         novel_items: (*novel.items).clone(),

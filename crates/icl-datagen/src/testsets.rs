@@ -68,7 +68,8 @@ pub fn make_icl_test(
         items: novel.items.clone(),
         labels: novel.labels.clone(),
     };
-    let mut sampler = Sampler::with_stream(data, n, ContextMode::Standard, test_seed, STREAM_ICL_TEST)?;
+    let mut sampler =
+        Sampler::with_stream(data, n, ContextMode::Standard, test_seed, STREAM_ICL_TEST)?;
     let mut item = Vec::with_capacity(n_test * n);
     for _ in 0..n_test {
         item.extend_from_slice(sampler.next_ids().expect("finite sampler"));

@@ -333,8 +333,18 @@ fn count_rule_accuracy(t: &icl_datagen::IclTest, minority: bool) -> f64 {
     for s in 0..t.n_seq() {
         let lab = &t.label[s * n..(s + 1) * n];
         let sum: i32 = lab[..n - 1].iter().map(|&l| l as i32).sum();
-        let pred = if minority { -sum.signum() } else { sum.signum() };
-        right += if pred == 0 { 0.5 } else if pred == lab[n - 1] as i32 { 1.0 } else { 0.0 };
+        let pred = if minority {
+            -sum.signum()
+        } else {
+            sum.signum()
+        };
+        right += if pred == 0 {
+            0.5
+        } else if pred == lab[n - 1] as i32 {
+            1.0
+        } else {
+            0.0
+        };
     }
     right / t.n_seq() as f64
 }
@@ -353,10 +363,19 @@ fn icl_test_gives_the_minority_shortcut_nothing() {
         let items = icl_datagen::generate_items(512, 8, 1);
         let t = run_testsets(&p, &items).unwrap().icl_test;
         let floor = icl_eval::floor::count_floor(n as u64);
-        let (maj, min) = (count_rule_accuracy(&t, false), count_rule_accuracy(&t, true));
+        let (maj, min) = (
+            count_rule_accuracy(&t, false),
+            count_rule_accuracy(&t, true),
+        );
         // 4 binomial standard deviations of 4000 sequences: 0.032.
-        assert!((maj - floor).abs() < 0.032, "N = {n}: majority rule {maj} vs floor {floor}");
-        assert!(min <= floor, "N = {n}: the minority shortcut scores {min} > floor {floor}");
+        assert!(
+            (maj - floor).abs() < 0.032,
+            "N = {n}: majority rule {maj} vs floor {floor}"
+        );
+        assert!(
+            min <= floor,
+            "N = {n}: the minority shortcut scores {min} > floor {floor}"
+        );
         assert!(min < 0.5, "N = {n}: minority rule {min}");
     }
     // An equalized ICL test is refused, with a message naming the key.
@@ -365,7 +384,11 @@ fn icl_test_gives_the_minority_shortcut_nothing() {
     ))
     .unwrap();
     let e = bad.validate();
-    assert!(e.iter().any(|x| x.key == "context" && x.message.contains("standard contexts")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|x| x.key == "context" && x.message.contains("standard contexts")),
+        "{e:?}"
+    );
 }
 
 fn write_and_hash(

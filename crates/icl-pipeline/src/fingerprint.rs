@@ -1,12 +1,18 @@
 //! Code fingerprints: a stage's cache key changes when the code that could change its output
 //! changes.
 //!
-//! The fingerprint of a stage binary `B` is blake3 over the sorted (path, bytes) pairs of
+//! The fingerprint of a stage binary `B` is blake3 over the sorted (path, content) pairs of
 //! `Cargo.toml`, `build.rs` and every file under `src/` of the crate `crates/B` and, transitively,
 //! of every workspace crate it depends on (`[dependencies]`, `[build-dependencies]` and
 //! target-specific dependencies that are path dependencies, directly or through the root
 //! `[workspace.dependencies]`). Tests, benches and dev-dependencies are not part of it: they do
 //! not end up in the binary.
+//!
+//! A `.rs` file's content is its token stream (comments, doc comments and layout left out: they
+//! cannot change what the binary computes), so fixing a comment or running `cargo fmt` on a
+//! crate whose layout already follows rustfmt leaves every key, including the training runs'; any
+//! other file's content is its bytes. (rustfmt can also reorder imports and add braces or
+//! commas, which do change tokens: keep the tree formatted, as CI checks.)
 //!
 //! Not part of it, on purpose: `Cargo.lock` and the root `Cargo.toml`. Both change whenever any
 //! crate adds or bumps an external dependency, and including them would invalidate every cached
@@ -93,6 +99,7 @@ impl Fingerprinter {
         for (rel, path) in &files {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = code_content(path, bytes);
             // Length-prefixed so that no two different file sets hash the same stream.
             h.update(&(rel.len() as u64).to_le_bytes());
             h.update(rel.as_bytes());
@@ -174,6 +181,85 @@ fn crate_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What a file contributes to a fingerprint: a `.rs` file that parses, its tokens without
+/// comments and doc attributes, written one canonical way; anything else, its bytes.
+fn code_content(path: &Path, bytes: Vec<u8>) -> Vec<u8> {
+    if path.extension().is_some_and(|e| e == "rs") {
+        if let Some(ts) = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| t.parse::<proc_macro2::TokenStream>().ok())
+        {
+            let mut out = String::new();
+            write_tokens(ts, &mut out);
+            return out.into_bytes();
+        }
+    }
+    bytes
+}
+
+/// Tokens with their spacing (`a && b` and `a & &b` differ), one space after each word.
+fn write_tokens(ts: proc_macro2::TokenStream, out: &mut String) {
+    use proc_macro2::{Delimiter, Spacing, TokenTree};
+    let toks: Vec<TokenTree> = ts.into_iter().collect();
+    let mut i = 0;
+    while i < toks.len() {
+        if let Some(n) = doc_attribute_len(&toks[i..]) {
+            i += n;
+            continue;
+        }
+        match &toks[i] {
+            TokenTree::Group(g) => {
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::None => ("", ""),
+                };
+                out.push_str(open);
+                write_tokens(g.stream(), out);
+                out.push_str(close);
+            }
+            TokenTree::Punct(p) => {
+                out.push(p.as_char());
+                if p.spacing() == Spacing::Alone {
+                    out.push(' ');
+                }
+            }
+            TokenTree::Ident(x) => {
+                out.push_str(&x.to_string());
+                out.push(' ');
+            }
+            TokenTree::Literal(l) => {
+                out.push_str(&l.to_string());
+                out.push(' ');
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Tokens taken by a doc attribute at the start of `t` (`///` and `//!` comments arrive as
+/// `#[doc = "..."]` and `#![doc = "..."]`): 2 or 3, or None.
+fn doc_attribute_len(t: &[proc_macro2::TokenTree]) -> Option<usize> {
+    use proc_macro2::{Delimiter, TokenTree};
+    let TokenTree::Punct(hash) = t.first()? else {
+        return None;
+    };
+    if hash.as_char() != '#' {
+        return None;
+    }
+    let k = match t.get(1)? {
+        TokenTree::Punct(b) if b.as_char() == '!' => 2,
+        _ => 1,
+    };
+    let TokenTree::Group(g) = t.get(k)? else {
+        return None;
+    };
+    let is_doc = g.delimiter() == Delimiter::Bracket
+        && matches!(g.stream().into_iter().next(), Some(TokenTree::Ident(id)) if id == "doc");
+    is_doc.then_some(k + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +316,10 @@ mod tests {
         write(&r.join("Cargo.lock"), "# lock\n");
         assert_eq!(fp(r), base);
         // A transitive dependency's nested source file does count.
-        write(&r.join("crates/lib-b/src/deep/mod.rs"), "pub fn b() { }\n");
+        write(
+            &r.join("crates/lib-b/src/deep/mod.rs"),
+            "pub fn b() -> u8 { 0 }\n",
+        );
         let b2 = fp(r);
         assert_ne!(b2, base);
         write(&r.join("crates/lib-b/src/deep/new.rs"), "\n");
@@ -288,7 +377,7 @@ mod tests {
         let before = all(r);
         let c1 = r.join("crates/icl-eval/src/c1.rs");
         let text = fs::read_to_string(&c1).unwrap();
-        fs::write(&c1, format!("{text}\n// an edit to C1\n")).unwrap();
+        fs::write(&c1, format!("{text}\nconst _AN_EDIT_TO_C1: u8 = 0;\n")).unwrap();
         let after = all(r);
         assert_ne!(after[0], before[0], "icl-eval (C1, C2, C7, C8, C9) reruns");
         for i in 1..bins.len() {
@@ -296,7 +385,11 @@ mod tests {
         }
         let lib = r.join("crates/icl-claim/src/stats.rs");
         let text = fs::read_to_string(&lib).unwrap();
-        fs::write(&lib, format!("{text}\n// an edit to the claim library\n")).unwrap();
+        fs::write(
+            &lib,
+            format!("{text}\nconst _AN_EDIT_TO_THE_LIBRARY: u8 = 0;\n"),
+        )
+        .unwrap();
         let lib_edit = all(r);
         for i in 0..3 {
             assert_ne!(lib_edit[i], after[i], "{} reads icl-claim", bins[i]);
@@ -306,5 +399,39 @@ mod tests {
             after[4..],
             "training and data generation do not"
         );
+        // A comment (or doc comment) fixed in the training code reruns nothing.
+        let train = r.join("crates/icl-train/src/lib.rs");
+        let text = fs::read_to_string(&train).unwrap();
+        fs::write(
+            &train,
+            format!("//! A corrected doc line.\n{text}\n// and a note\n"),
+        )
+        .unwrap();
+        assert_eq!(all(r), lib_edit, "comments are not code");
+    }
+
+    #[test]
+    fn comments_and_layout_do_not_count_code_does() {
+        let c = |s: &str| code_content(Path::new("x.rs"), s.as_bytes().to_vec());
+        let base = c("//! Crate docs.\nfn f(a: u32) -> u32 { a && b }\n");
+        // Comments, doc comments (inner and outer), blank lines, indentation, line breaks.
+        let same = "//! Other docs.\n\n/// f.\n#[doc = \"more\"]\nfn f(\n    a: u32, // why\n) -> u32 {\n    /* block */ a && b\n}\n";
+        assert_ne!(base, c(same), "a trailing comma is a token");
+        let same = "//! Other docs.\n\n/// f.\n#[doc = \"more\"]\nfn f(\n    a: u32 // why\n) -> u32 {\n    /* block */ a && b\n}\n";
+        assert_eq!(base, c(same));
+        // Code: an operator's spacing, a literal, a name, an attribute other than doc.
+        for other in [
+            "fn f(a: u32) -> u32 { a & &b }",
+            "fn f(a: u32) -> u32 { a && c }",
+            "fn f(a: u64) -> u32 { a && b }",
+            "#[inline] fn f(a: u32) -> u32 { a && b }",
+            "fn f(a: u32) -> u32 { a && b; }",
+        ] {
+            assert_ne!(base, c(other), "{other}");
+        }
+        // A string literal keeps its exact text, and non-Rust files count byte for byte.
+        assert_ne!(c(r#"fn f() { g("a  b") }"#), c(r#"fn f() { g("a b") }"#));
+        let toml = |s: &str| code_content(Path::new("Cargo.toml"), s.as_bytes().to_vec());
+        assert_ne!(toml("a = 1\n"), toml("a = 1 # c\n"));
     }
 }

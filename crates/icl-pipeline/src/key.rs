@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Bump when anything about how keys are computed changes: every old record then misses.
-pub const KEY_SCHEME: u32 = 1;
+/// 2: code fingerprints hash a `.rs` file's tokens (comments and layout left out), not its bytes.
+pub const KEY_SCHEME: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,7 +152,7 @@ mod tests {
         // Pinned: if this changes, old caches silently miss; bump KEY_SCHEME deliberately instead.
         assert_eq!(
             canonical_json(&serde_json::to_value(comps()).unwrap()),
-            r#"{"code":"c0de","command":"train","inputs":[{"hashes":["h1"],"name":"items"}],"params":{"K":1000,"lr":0.01,"opt":{"a":[1,2],"wd":0.5}},"scheme":1,"stage":"train"}"#
+            r#"{"code":"c0de","command":"train","inputs":[{"hashes":["h1"],"name":"items"}],"params":{"K":1000,"lr":0.01,"opt":{"a":[1,2],"wd":0.5}},"scheme":2,"stage":"train"}"#
         );
     }
 }

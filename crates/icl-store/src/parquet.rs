@@ -30,7 +30,9 @@ pub fn to_bytes(batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties()))
         .context("cannot create Parquet writer")?;
-    writer.write(batch).context("cannot encode batch as Parquet")?;
+    writer
+        .write(batch)
+        .context("cannot encode batch as Parquet")?;
     writer.close().context("cannot finish Parquet file")?;
     Ok(buf)
 }
@@ -92,9 +94,18 @@ mod tests {
 
     fn sample() -> RecordBatch {
         RecordBatch::try_from_iter(vec![
-            ("K", Arc::new(Int64Array::from(vec![Some(10), None])) as ArrayRef),
-            ("acc", Arc::new(Float32Array::from(vec![0.5, 0.99])) as ArrayRef),
-            ("name", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+            (
+                "K",
+                Arc::new(Int64Array::from(vec![Some(10), None])) as ArrayRef,
+            ),
+            (
+                "acc",
+                Arc::new(Float32Array::from(vec![0.5, 0.99])) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
         ])
         .unwrap()
     }

@@ -56,7 +56,10 @@ pub struct ParamError {
 
 impl ParamError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -104,7 +107,11 @@ impl TaskSpec {
     pub fn params_as<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
         check_params(&self.params).map_err(|errs| {
             let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!("stage {}: invalid parameters: {}", self.stage, msgs.join("; "))
+            anyhow::anyhow!(
+                "stage {}: invalid parameters: {}",
+                self.stage,
+                msgs.join("; ")
+            )
         })
     }
 }
@@ -191,22 +198,34 @@ pub fn dispatch<S: Stage>(stage: &S, args: &[String]) -> Option<ExitCode> {
 /// A stage binary's whole `main`.
 pub fn stage_main<S: Stage>(stage: S) -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    dispatch(&stage, &args).unwrap_or_else(|| usage(args.first().map(String::as_str).unwrap_or("stage")))
+    dispatch(&stage, &args)
+        .unwrap_or_else(|| usage(args.first().map(String::as_str).unwrap_or("stage")))
 }
 
 fn run_check<S: Stage>(stage: &S) -> anyhow::Result<()> {
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("cannot read stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read stdin")?;
     let items: Vec<CheckItem> =
         serde_json::from_str(&input).context("check expects a JSON array of {command, params}")?;
     let errors: Vec<(usize, ParamError)> = items
         .iter()
         .enumerate()
-        .flat_map(|(i, item)| stage.check(&item.command, &item.params).into_iter().map(move |e| (i, e)))
+        .flat_map(|(i, item)| {
+            stage
+                .check(&item.command, &item.params)
+                .into_iter()
+                .map(move |e| (i, e))
+        })
         .collect();
     let answers: Vec<CheckAnswer> = errors
         .iter()
-        .map(|(i, e)| CheckAnswer { index: *i, key: &e.key, message: &e.message })
+        .map(|(i, e)| CheckAnswer {
+            index: *i,
+            key: &e.key,
+            message: &e.message,
+        })
         .collect();
     println!("{}", serde_json::to_string(&answers)?);
     Ok(())
@@ -222,10 +241,16 @@ fn verify_outputs(task: &TaskSpec) -> anyhow::Result<()> {
             .any(|e| {
                 let file_name = e.file_name();
                 let s = file_name.to_string_lossy();
-                s.split_once('.').map(|(stem, _)| stem == name).unwrap_or(false)
+                s.split_once('.')
+                    .map(|(stem, _)| stem == name)
+                    .unwrap_or(false)
                     && !s.ends_with(".partial")
             });
-        anyhow::ensure!(found, "stage {} did not write its declared output `{name}`", task.stage);
+        anyhow::ensure!(
+            found,
+            "stage {} did not write its declared output `{name}`",
+            task.stage
+        );
     }
     Ok(())
 }
@@ -261,7 +286,10 @@ mod tests {
         let mut inputs = BTreeMap::new();
         inputs.insert(
             "items".to_string(),
-            vec![InputRef { path: "/a/b.parquet".into(), hash: "h".into() }],
+            vec![InputRef {
+                path: "/a/b.parquet".into(),
+                hash: "h".into(),
+            }],
         );
         let t = TaskSpec {
             stage: "s".into(),
@@ -277,6 +305,9 @@ mod tests {
         assert_eq!(back, t);
         assert_eq!(t.input("items").unwrap(), Path::new("/a/b.parquet"));
         assert!(t.input("nope").is_err());
-        assert_eq!(t.output_path("o", "parquet"), PathBuf::from("/tmp/x/o.parquet"));
+        assert_eq!(
+            t.output_path("o", "parquet"),
+            PathBuf::from("/tmp/x/o.parquet")
+        );
     }
 }

@@ -15,7 +15,10 @@ fn time(name: &str, m: usize, n: usize, k: usize, a: View, b: View) {
         reps += 1;
     }
     let el = cpu_seconds() - t;
-    println!("{name:<28} {m:>4}x{n:>4}x{k:>4}: {:>6.1} GFLOP/s", 2.0 * (m * n * k * reps) as f64 / el / 1e9);
+    println!(
+        "{name:<28} {m:>4}x{n:>4}x{k:>4}: {:>6.1} GFLOP/s",
+        2.0 * (m * n * k * reps) as f64 / el / 1e9
+    );
 }
 
 fn main() {
@@ -29,7 +32,10 @@ fn main() {
     for _ in 0..100 {
         icl_train::fast::linalg::transpose(&w, h, h, &mut wt);
     }
-    println!("transpose {h}x{h}: {:.1} us", (cpu_seconds() - t) / 100.0 * 1e6);
+    println!(
+        "transpose {h}x{h}: {:.1} us",
+        (cpu_seconds() - t) / 100.0 * 1e6
+    );
     time("fwd  h1 (W2^T copy)", b, h, h, rm(&x, h), rm(&wt, h));
     time("bwd  dW2 = dP2^T h1", h, h, b, tr(&g, h), rm(&x, h));
     time("bwd  dH1 = dP2 W2", b, h, h, rm(&g, h), rm(&w, h));

@@ -29,7 +29,10 @@ use crate::model::{sgd_step, Arch, Params};
 use crate::params::{ModelKind, TrainParams};
 
 #[derive(Parser)]
-#[command(name = "icl-train bench", about = "Training speed of the fast path vs fp32 peak and the PyTorch reference")]
+#[command(
+    name = "icl-train bench",
+    about = "Training speed of the fast path vs fp32 peak and the PyTorch reference"
+)]
 struct BenchArgs {
     /// Seconds per headline measurement.
     #[arg(long, default_value_t = 5.0)]
@@ -62,7 +65,8 @@ fn bench_params(n: usize, k: NumItems, width: usize) -> TrainParams {
 }
 
 fn model_params(model: ModelKind, n: usize, k: NumItems, width: usize) -> TrainParams {
-    let v = serde_json::json!({"model": model, "N": n, "K": k, "width": width, "epochs": 1, "seed": 0});
+    let v =
+        serde_json::json!({"model": model, "N": n, "K": k, "width": width, "epochs": 1, "seed": 0});
     TrainParams::from_json(&v).expect("valid bench params")
 }
 
@@ -70,7 +74,10 @@ fn model_params(model: ModelKind, n: usize, k: NumItems, width: usize) -> TrainP
 /// second, so a busy machine (other processes on the other core) does not distort them; on an
 /// idle core CPU time and wall time agree. The PyTorch reference is timed the same way.
 pub fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec into the valid pointer.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
@@ -85,7 +92,13 @@ pub fn step_rate(n: usize, k: NumItems, width: usize, seconds: f64) -> anyhow::R
 }
 
 /// [`step_rate`] for any model (the MLP-only model ignores `n`).
-pub fn model_step_rate(model: ModelKind, n: usize, k: NumItems, width: usize, seconds: f64) -> anyhow::Result<f64> {
+pub fn model_step_rate(
+    model: ModelKind,
+    n: usize,
+    k: NumItems,
+    width: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
     let p = model_params(model, n, k, width);
     let items = k.finite().map(|k| Arc::new(generate_items(k, p.d, 0)));
     let mut source = TrainSource::new(&p, items)?;
@@ -127,9 +140,20 @@ pub fn eval_seconds(n: usize, k: usize, width: usize) -> anyhow::Result<f64> {
     let params = Params::init(arch, 0, None);
     let mut net = Net::new(arch, p.batch, p.n);
     let items = inputs.items.clone().expect("finite K");
-    let icl = crate::data::TestSet::icl(inputs.icl_test.as_ref().expect("icl"), inputs.novel_items.clone().expect("novel"), None)?;
+    let icl = crate::data::TestSet::icl(
+        inputs.icl_test.as_ref().expect("icl"),
+        inputs.novel_items.clone().expect("novel"),
+        None,
+    )?;
     let iwl = crate::data::TestSet::iwl(inputs.iwl_test.as_ref().expect("iwl"), items, 0, None)?;
-    let mut ev = Evaluator::new(ModelKind::Transformer, Some(icl), Some(iwl), None, p.batch, p.d);
+    let mut ev = Evaluator::new(
+        ModelKind::Transformer,
+        Some(icl),
+        Some(iwl),
+        None,
+        p.batch,
+        p.d,
+    );
     ev.evaluate(&mut net, &params)?;
     let t = cpu_seconds();
     let reps = 2;
@@ -152,7 +176,8 @@ pub fn peak_gflops(seconds: f64) -> (f64, &'static str) {
                 best = (g, "avx512f");
             }
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             let g = measure(seconds, |it| unsafe { fma256(it) }, 12 * 8 * 2);
             if g > best.0 {
@@ -259,18 +284,33 @@ fn reference_rate(a: &BenchArgs, seconds: f64) -> Option<f64> {
         println!("reference: skipped (--no-reference)");
         return None;
     }
-    let ok = Command::new(&a.python).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(&a.python)
+        .args(["-c", "import torch"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
-        println!("reference: skipped (`{} -c \"import torch\"` fails; pip install torch to compare)", a.python);
+        println!(
+            "reference: skipped (`{} -c \"import torch\"` fails; pip install torch to compare)",
+            a.python
+        );
         return None;
     }
-    let script = a
-        .reference_script
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/reference_torch.py"));
+    let script = a.reference_script.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/reference_torch.py")
+    });
     let out = Command::new(&a.python)
         .arg(&script)
-        .args(["--n", "100", "--batch", "128", "--width", "512", "--seconds", &format!("{seconds}")])
+        .args([
+            "--n",
+            "100",
+            "--batch",
+            "128",
+            "--width",
+            "512",
+            "--seconds",
+            &format!("{seconds}"),
+        ])
         .args(["--windows", &WINDOWS.to_string()])
         .output();
     match out {
@@ -278,10 +318,19 @@ fn reference_rate(a: &BenchArgs, seconds: f64) -> Option<f64> {
             let text = String::from_utf8_lossy(&o.stdout);
             let line = text.lines().find(|l| l.starts_with("reference:"))?;
             println!("{line}");
-            line.split_whitespace().find_map(|w| w.strip_prefix("its_per_s=")).and_then(|v| v.parse().ok())
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("its_per_s="))
+                .and_then(|v| v.parse().ok())
         }
         Ok(o) => {
-            println!("reference: failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+            println!(
+                "reference: failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
             None
         }
         Err(e) => {
@@ -293,7 +342,11 @@ fn reference_rate(a: &BenchArgs, seconds: f64) -> Option<f64> {
 
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let a = BenchArgs::parse_from(args);
-    let secs = if a.quick { a.seconds.min(2.0) } else { a.seconds };
+    let secs = if a.quick {
+        a.seconds.min(2.0)
+    } else {
+        a.seconds
+    };
     println!("icl-train bench: one thread, release build; query-only FLOPs = 2B(3EH + 3H^2 + 2H + 9E^2 + 4NE)");
 
     let (peak, isa) = peak_gflops(if a.quick { 0.3 } else { 1.0 });
@@ -324,7 +377,11 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     );
 
     println!("\nit/s by N and width (batch 128, one thread; K=2000 | K=inf):");
-    let ns: &[usize] = if a.quick { &[10, 50, 100] } else { &[10, 20, 50, 100] };
+    let ns: &[usize] = if a.quick {
+        &[10, 50, 100]
+    } else {
+        &[10, 20, 50, 100]
+    };
     let ws: &[usize] = &[64, 128, 512];
     print!("{:>6}", "N");
     for w in ws {
@@ -347,8 +404,13 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     }
     println!("K=inf / K=2000 at N=100: {}", ratios_n100.join(", "));
 
-    println!("\nother models, it/s (batch 128, one thread; K=2000 | K=inf; mlp_only: K=2000 items):");
-    for (model, ns) in [(ModelKind::TwoLayer, &[10usize, 20, 50][..]), (ModelKind::Minimal, &[10, 20, 50, 100][..])] {
+    println!(
+        "\nother models, it/s (batch 128, one thread; K=2000 | K=inf; mlp_only: K=2000 items):"
+    );
+    for (model, ns) in [
+        (ModelKind::TwoLayer, &[10usize, 20, 50][..]),
+        (ModelKind::Minimal, &[10, 20, 50, 100][..]),
+    ] {
         for &n in ns {
             print!("{:>12} N={n:<4}", model.as_str());
             for &w in ws {
@@ -361,7 +423,10 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     }
     print!("{:>12}       ", "mlp_only");
     for &w in ws {
-        print!(" | w{w:<4}{:>7.0}        ", model_step_rate(ModelKind::MlpOnly, 2, NumItems::Finite(2000), w, s / 2.0)?);
+        print!(
+            " | w{w:<4}{:>7.0}        ",
+            model_step_rate(ModelKind::MlpOnly, 2, NumItems::Finite(2000), w, s / 2.0)?
+        );
     }
     println!();
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use icl_datagen::{
-    assign_labels, Batch, IclTest, ItemSet, IwlTest, NumItems, Sampler, SamplerState, TrainData, STREAM_TRAIN,
+    assign_labels, Batch, IclTest, ItemSet, IwlTest, NumItems, Sampler, SamplerState, TrainData,
+    STREAM_TRAIN,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +25,12 @@ enum SourceKind {
     Sequences(Box<Sampler>),
     /// MLP-only: each row is one training item drawn uniformly (with replacement), as a sequence
     /// of length 1 (the query).
-    Items { items: Arc<ItemSet>, labels: Vec<f32>, seed: u64, rng: Box<ChaCha8Rng> },
+    Items {
+        items: Arc<ItemSet>,
+        labels: Vec<f32>,
+        seed: u64,
+        rng: Box<ChaCha8Rng>,
+    },
 }
 
 /// The resumable position of a [`TrainSource`].
@@ -63,14 +69,19 @@ impl TrainSource {
             }
         };
         let sampler = Sampler::new(data, p.n, p.context, p.seed)?;
-        Ok(TrainSource { kind: SourceKind::Sequences(Box::new(sampler)), batch: Batch::new(p.batch, p.n, p.d) })
+        Ok(TrainSource {
+            kind: SourceKind::Sequences(Box::new(sampler)),
+            batch: Batch::new(p.batch, p.n, p.d),
+        })
     }
 
     /// Draws the next training batch into `self.batch`.
     pub fn next_batch(&mut self) -> &Batch {
         match &mut self.kind {
             SourceKind::Sequences(s) => s.fill_batch(&mut self.batch),
-            SourceKind::Items { items, labels, rng, .. } => {
+            SourceKind::Items {
+                items, labels, rng, ..
+            } => {
                 let d = items.d;
                 for r in 0..self.batch.b {
                     let k = rng.random_range(0..items.len());
@@ -86,17 +97,23 @@ impl TrainSource {
     pub fn state(&self) -> SourceState {
         match &self.kind {
             SourceKind::Sequences(s) => SourceState::Sequences { sampler: s.state() },
-            SourceKind::Items { seed, rng, .. } => {
-                SourceState::Items { seed: *seed, word_pos: rng.get_word_pos().to_string() }
-            }
+            SourceKind::Items { seed, rng, .. } => SourceState::Items {
+                seed: *seed,
+                word_pos: rng.get_word_pos().to_string(),
+            },
         }
     }
 
     pub fn restore(&mut self, st: &SourceState) -> anyhow::Result<()> {
         match (&mut self.kind, st) {
-            (SourceKind::Sequences(s), SourceState::Sequences { sampler }) => Ok(s.restore(sampler)?),
+            (SourceKind::Sequences(s), SourceState::Sequences { sampler }) => {
+                Ok(s.restore(sampler)?)
+            }
             (SourceKind::Items { seed, rng, .. }, SourceState::Items { seed: s2, word_pos }) => {
-                anyhow::ensure!(seed == s2, "saved state is for seed {s2}, this run has seed {seed}");
+                anyhow::ensure!(
+                    seed == s2,
+                    "saved state is for seed {s2}, this run has seed {seed}"
+                );
                 **rng = icl_datagen::rng_for(*seed, STREAM_TRAIN);
                 rng.set_word_pos(word_pos.parse().context("bad word_pos in saved state")?);
                 Ok(())
@@ -123,15 +140,32 @@ impl TestSet {
     pub fn icl(t: &IclTest, novel: Arc<ItemSet>, limit: Option<usize>) -> anyhow::Result<Self> {
         check_ids(&t.item, novel.len(), "icl_test", "novel_items")?;
         let labels = t.label.iter().map(|l| *l as f32).collect();
-        Ok(Self { n: t.n, ids: t.item.clone(), labels, items: novel }.truncated(limit))
+        Ok(Self {
+            n: t.n,
+            ids: t.item.clone(),
+            labels,
+            items: novel,
+        }
+        .truncated(limit))
     }
 
     /// The IWL test set over the training items, labelled by the run's label assignment.
-    pub fn iwl(t: &IwlTest, items: Arc<ItemSet>, seed: u64, limit: Option<usize>) -> anyhow::Result<Self> {
+    pub fn iwl(
+        t: &IwlTest,
+        items: Arc<ItemSet>,
+        seed: u64,
+        limit: Option<usize>,
+    ) -> anyhow::Result<Self> {
         check_ids(&t.item, items.len(), "iwl_test", "items")?;
         let lab = assign_labels(items.len(), seed)?;
         let labels = t.item.iter().map(|i| lab[*i as usize] as f32).collect();
-        Ok(Self { n: t.n, ids: t.item.clone(), labels, items }.truncated(limit))
+        Ok(Self {
+            n: t.n,
+            ids: t.item.clone(),
+            labels,
+            items,
+        }
+        .truncated(limit))
     }
 
     /// Every training item once, as a length-1 sequence (for the MLP's output on items).
@@ -149,8 +183,15 @@ impl TestSet {
     pub fn queries(&self) -> Self {
         let n = self.n;
         let ids: Vec<u32> = (0..self.n_seq()).map(|s| self.ids[s * n + n - 1]).collect();
-        let labels = (0..self.n_seq()).map(|s| self.labels[s * n + n - 1]).collect();
-        Self { n: 1, ids, labels, items: self.items.clone() }
+        let labels = (0..self.n_seq())
+            .map(|s| self.labels[s * n + n - 1])
+            .collect();
+        Self {
+            n: 1,
+            ids,
+            labels,
+            items: self.items.clone(),
+        }
     }
 
     fn truncated(mut self, limit: Option<usize>) -> Self {

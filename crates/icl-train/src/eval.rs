@@ -42,7 +42,12 @@ pub struct SetMetrics {
 }
 
 impl SetMetrics {
-    pub const NAN: SetMetrics = SetMetrics { loss: f64::NAN, acc: f64::NAN, beta_eff: f64::NAN, w_eff: f64::NAN };
+    pub const NAN: SetMetrics = SetMetrics {
+        loss: f64::NAN,
+        acc: f64::NAN,
+        beta_eff: f64::NAN,
+        w_eff: f64::NAN,
+    };
 }
 
 /// c1, c2, c3 of a set of margins m = l * phi.
@@ -114,7 +119,11 @@ pub fn evaluate_set(
     Ok(SetMetrics {
         loss: loss / t,
         acc: correct as f64 / t,
-        beta_eff: if gap_count > 0 { gap_sum / gap_count as f64 } else { f64::NAN },
+        beta_eff: if gap_count > 0 {
+            gap_sum / gap_count as f64
+        } else {
+            f64::NAN
+        },
         w_eff: if had_extras { w_sum / t } else { f64::NAN },
     })
 }
@@ -160,7 +169,14 @@ pub struct EvalRow {
 }
 
 impl Evaluator {
-    pub fn new(kind: ModelKind, icl: Option<TestSet>, iwl: Option<TestSet>, phi_set: Option<TestSet>, b: usize, d: usize) -> Self {
+    pub fn new(
+        kind: ModelKind,
+        icl: Option<TestSet>,
+        iwl: Option<TestSet>,
+        phi_set: Option<TestSet>,
+        b: usize,
+        d: usize,
+    ) -> Self {
         let n = icl.as_ref().map(|s| s.n).or(iwl.as_ref().map(|s| s.n));
         Evaluator {
             kind,
@@ -175,7 +191,13 @@ impl Evaluator {
 
     pub fn evaluate(&mut self, net: &mut Net, p: &Params) -> anyhow::Result<EvalRow> {
         let transformer = matches!(self.kind, ModelKind::Transformer | ModelKind::TwoLayer);
-        let mut row = EvalRow { icl: SetMetrics::NAN, iwl: SetMetrics::NAN, beta_eff: f64::NAN, w_eff: f64::NAN, c: (f64::NAN, f64::NAN, f64::NAN) };
+        let mut row = EvalRow {
+            icl: SetMetrics::NAN,
+            iwl: SetMetrics::NAN,
+            beta_eff: f64::NAN,
+            w_eff: f64::NAN,
+            c: (f64::NAN, f64::NAN, f64::NAN),
+        };
         if let (Some(set), Some(chunk)) = (&self.icl, self.chunk_seq.as_mut()) {
             row.icl = evaluate_set(net, p, set, chunk, transformer, false, None)?;
         }
@@ -183,7 +205,8 @@ impl Evaluator {
         match self.kind {
             ModelKind::Transformer | ModelKind::TwoLayer => {
                 if let (Some(set), Some(chunk)) = (&self.iwl, self.chunk_seq.as_mut()) {
-                    row.iwl = evaluate_set(net, p, set, chunk, false, false, Some(&mut self.margins))?;
+                    row.iwl =
+                        evaluate_set(net, p, set, chunk, false, false, Some(&mut self.margins))?;
                 }
                 row.beta_eff = row.icl.beta_eff;
                 row.w_eff = row.icl.w_eff;
@@ -193,14 +216,30 @@ impl Evaluator {
                     row.iwl = evaluate_set(net, p, set, chunk, false, false, None)?;
                 }
                 if let Some(set) = &self.phi_set {
-                    evaluate_set(net, p, set, &mut self.chunk_item, false, true, Some(&mut self.margins))?;
+                    evaluate_set(
+                        net,
+                        p,
+                        set,
+                        &mut self.chunk_item,
+                        false,
+                        true,
+                        Some(&mut self.margins),
+                    )?;
                 }
                 row.beta_eff = p.data[0][0] as f64;
                 row.w_eff = p.data[1][0] as f64;
             }
             ModelKind::MlpOnly => {
                 if let Some(set) = &self.phi_set {
-                    row.iwl = evaluate_set(net, p, set, &mut self.chunk_item, false, true, Some(&mut self.margins))?;
+                    row.iwl = evaluate_set(
+                        net,
+                        p,
+                        set,
+                        &mut self.chunk_item,
+                        false,
+                        true,
+                        Some(&mut self.margins),
+                    )?;
                 }
             }
         }

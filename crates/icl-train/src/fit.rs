@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use icl_datagen::{generate_items, make_icl_test, make_iwl_test, make_novel, IclTest, ItemSet, IwlTest, NumItems, DEFAULT_N_TEST};
+use icl_datagen::{
+    generate_items, make_icl_test, make_iwl_test, make_novel, IclTest, ItemSet, IwlTest, NumItems,
+    DEFAULT_N_TEST,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::params::TrainParams;
@@ -51,24 +54,38 @@ struct FitArgs {
 pub fn main(args: &[String]) -> anyhow::Result<()> {
     let a = FitArgs::parse_from(args);
     let mut v = match &a.params {
-        Some(f) => serde_json::from_str(&std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?)
-            .with_context(|| format!("{} is not JSON", f.display()))?,
+        Some(f) => serde_json::from_str(
+            &std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        )
+        .with_context(|| format!("{} is not JSON", f.display()))?,
         None => serde_json::json!({}),
     };
     for kv in &a.set {
-        let (k, val) = kv.split_once('=').with_context(|| format!("--set expects key=value (got {kv:?})"))?;
-        let val = serde_json::from_str(val).unwrap_or_else(|_| serde_json::Value::String(val.to_string()));
-        v.as_object_mut().context("params must be a JSON object")?.insert(k.to_string(), val);
+        let (k, val) = kv
+            .split_once('=')
+            .with_context(|| format!("--set expects key=value (got {kv:?})"))?;
+        let val = serde_json::from_str(val)
+            .unwrap_or_else(|_| serde_json::Value::String(val.to_string()));
+        v.as_object_mut()
+            .context("params must be a JSON object")?
+            .insert(k.to_string(), val);
     }
     let p = TrainParams::from_json(&v).map_err(|errs| {
-        anyhow::anyhow!("invalid parameters: {}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        anyhow::anyhow!(
+            "invalid parameters: {}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
     })?;
     let inputs = if a.items.is_some() || a.icl_test.is_some() {
         read_files(&a)?
     } else {
         generate(&p, a.n_test_generate)?
     };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     std::fs::write(a.out.join("params.json"), serde_json::to_string_pretty(&p)?)?;
     let resume = a.out.join("resume");
     if a.fresh {
@@ -76,21 +93,33 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     }
 
     let total = p.total_iters();
-    let pb = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    let pb = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
     pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} it  {rate}  ETA {eta}  {msg}")
-            .expect("static template")
-            .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} it  {rate}  ETA {eta}  {msg}",
+        )
+        .expect("static template")
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
                 let _ = write!(w, "{:.0} it/s", s.per_sec());
-            })
-            .progress_chars("=> "),
+            },
+        )
+        .progress_chars("=> "),
     );
     let quiet = a.quiet;
     let mut on_event = |e: Event| match e {
         Event::Resumed { iteration } => {
             pb.set_position(iteration);
             pb.reset_eta();
-            pb.println(format!("resumed from {} at iteration {iteration}", resume.display()));
+            pb.println(format!(
+                "resumed from {} at iteration {iteration}",
+                resume.display()
+            ));
         }
         Event::Step { iteration, .. } => pb.set_position(iteration),
         Event::Saved { .. } => {}

@@ -63,7 +63,11 @@ pub struct Arch {
 
 impl Arch {
     pub fn from_params(p: &TrainParams) -> Self {
-        Arch { kind: p.model, d: p.d, width: p.width }
+        Arch {
+            kind: p.model,
+            d: p.d,
+            width: p.width,
+        }
     }
 
     /// Token dimension E = D + 2.
@@ -77,8 +81,18 @@ impl Arch {
         let (d, e, h) = (self.d, self.e(), self.width);
         let mut v = Vec::new();
         let ln = |v: &mut Vec<ParamSpec>| {
-            v.push(spec("to_embedding.0.weight", &[e], Group::Attn, Init::Const(1.0)));
-            v.push(spec("to_embedding.0.bias", &[e], Group::Attn, Init::Const(0.0)));
+            v.push(spec(
+                "to_embedding.0.weight",
+                &[e],
+                Group::Attn,
+                Init::Const(1.0),
+            ));
+            v.push(spec(
+                "to_embedding.0.bias",
+                &[e],
+                Group::Attn,
+                Init::Const(0.0),
+            ));
         };
         match self.kind {
             ModelKind::Transformer => {
@@ -105,7 +119,12 @@ impl Arch {
 }
 
 fn spec(name: &str, shape: &[usize], group: Group, init: Init) -> ParamSpec {
-    ParamSpec { name: name.to_string(), shape: shape.to_vec(), group, init }
+    ParamSpec {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        group,
+        init,
+    }
 }
 
 fn uni(fan_in: usize) -> Init {
@@ -116,8 +135,18 @@ fn uni(fan_in: usize) -> Init {
 fn mlp(v: &mut Vec<ParamSpec>, prefix: &str, din: usize, h: usize, dout: usize) {
     for (i, (fi, fo)) in [(din, h), (h, h), (h, dout)].into_iter().enumerate() {
         let k = 2 * i;
-        v.push(spec(&format!("{prefix}.{k}.weight"), &[fo, fi], Group::Mlp, uni(fi)));
-        v.push(spec(&format!("{prefix}.{k}.bias"), &[fo], Group::Mlp, uni(fi)));
+        v.push(spec(
+            &format!("{prefix}.{k}.weight"),
+            &[fo, fi],
+            Group::Mlp,
+            uni(fi),
+        ));
+        v.push(spec(
+            &format!("{prefix}.{k}.bias"),
+            &[fo],
+            Group::Mlp,
+            uni(fi),
+        ));
     }
 }
 
@@ -138,7 +167,9 @@ impl Params {
         let data = specs
             .iter()
             .map(|s| match s.init {
-                Init::Uniform(b) => (0..s.numel()).map(|_| ((2.0 * rng.random::<f64>() - 1.0) * b) as f32).collect(),
+                Init::Uniform(b) => (0..s.numel())
+                    .map(|_| ((2.0 * rng.random::<f64>() - 1.0) * b) as f32)
+                    .collect(),
                 Init::Const(c) => vec![c as f32; s.numel()],
                 Init::Beta0(Some(b)) => vec![b as f32; s.numel()],
                 Init::Beta0(None) => {
@@ -171,12 +202,16 @@ impl Params {
 
     /// The tensor called `name` (panics on an unknown name: names are fixed by [`Arch::specs`]).
     pub fn get(&self, name: &str) -> &[f32] {
-        let i = self.index(name).unwrap_or_else(|| panic!("no parameter {name}"));
+        let i = self
+            .index(name)
+            .unwrap_or_else(|| panic!("no parameter {name}"));
         &self.data[i]
     }
 
     pub fn get_mut(&mut self, name: &str) -> &mut [f32] {
-        let i = self.index(name).unwrap_or_else(|| panic!("no parameter {name}"));
+        let i = self
+            .index(name)
+            .unwrap_or_else(|| panic!("no parameter {name}"));
         &mut self.data[i]
     }
 
@@ -188,7 +223,12 @@ impl Params {
 
     /// Checks that `other` has this layout.
     pub fn same_layout(&self, other: &Params) -> bool {
-        self.specs == other.specs && self.data.iter().zip(&other.data).all(|(a, b)| a.len() == b.len())
+        self.specs == other.specs
+            && self
+                .data
+                .iter()
+                .zip(&other.data)
+                .all(|(a, b)| a.len() == b.len())
     }
 }
 
@@ -240,7 +280,11 @@ mod tests {
 
     #[test]
     fn layout_and_init() {
-        let arch = Arch { kind: ModelKind::Transformer, d: 63, width: 512 };
+        let arch = Arch {
+            kind: ModelKind::Transformer,
+            d: 63,
+            width: 512,
+        };
         let p = Params::init(arch, 3, None);
         assert_eq!(p.get("qkv.weight").len(), 195 * 65);
         assert_eq!(p.get("mlp.2.weight").len(), 512 * 512);
@@ -257,20 +301,36 @@ mod tests {
 
     #[test]
     fn beta0_set_or_drawn() {
-        let arch = Arch { kind: ModelKind::Minimal, d: 8, width: 4 };
+        let arch = Arch {
+            kind: ModelKind::Minimal,
+            d: 8,
+            width: 4,
+        };
         assert_eq!(Params::init(arch, 1, Some(0.25)).get("beta"), &[0.25]);
         assert_eq!(Params::init(arch, 1, None).get("w"), &[0.0]);
-        let draws: Vec<f32> = (0..400).map(|s| Params::init(arch, s, None).get("beta")[0]).collect();
+        let draws: Vec<f32> = (0..400)
+            .map(|s| Params::init(arch, s, None).get("beta")[0])
+            .collect();
         let mean = draws.iter().sum::<f32>() / 400.0;
         let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / 400.0;
-        assert!(mean.abs() < 0.2 && (var - 1.0).abs() < 0.25, "mean {mean} var {var}");
+        assert!(
+            mean.abs() < 0.2 && (var - 1.0).abs() < 0.25,
+            "mean {mean} var {var}"
+        );
         // The MLP does not depend on how beta0 was chosen.
-        assert_eq!(Params::init(arch, 1, Some(3.0)).get("phi.0.weight"), Params::init(arch, 1, None).get("phi.0.weight"));
+        assert_eq!(
+            Params::init(arch, 1, Some(3.0)).get("phi.0.weight"),
+            Params::init(arch, 1, None).get("phi.0.weight")
+        );
     }
 
     #[test]
     fn sgd_matches_pytorch_form() {
-        let arch = Arch { kind: ModelKind::Minimal, d: 2, width: 1 };
+        let arch = Arch {
+            kind: ModelKind::Minimal,
+            d: 2,
+            width: 1,
+        };
         let mut p = Params::init(arch, 0, Some(2.0));
         let mut g = p.zeros_like();
         g.fill(1.0);

@@ -184,19 +184,34 @@ impl TrainParams {
             err("D", format!("must be in 1..=1048576 (got {})", self.d));
         }
         if self.n < 2 || self.n > 1 << 20 {
-            err("N", format!("must be in 2..=1048576 (query plus at least one context token; got {})", self.n));
+            err(
+                "N",
+                format!(
+                    "must be in 2..=1048576 (query plus at least one context token; got {})",
+                    self.n
+                ),
+            );
         }
         if let Err(m) = self.k.validate() {
             err("K", m);
         }
         if self.width == 0 || self.width > 1 << 16 {
-            err("width", format!("must be in 1..=65536 (got {})", self.width));
+            err(
+                "width",
+                format!("must be in 1..=65536 (got {})", self.width),
+            );
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            err("lr", format!("must be a finite number > 0 (got {})", self.lr));
+            err(
+                "lr",
+                format!("must be a finite number > 0 (got {})", self.lr),
+            );
         }
         if self.batch == 0 || self.batch > 1 << 16 {
-            err("batch", format!("must be in 1..=65536 (got {})", self.batch));
+            err(
+                "batch",
+                format!("must be in 1..=65536 (got {})", self.batch),
+            );
         }
         for (k, v) in [("wd_attn", self.wd_attn), ("wd_mlp", self.wd_mlp)] {
             if !(v.is_finite() && v >= 0.0) {
@@ -209,8 +224,15 @@ impl TrainParams {
         if self.iters_per_epoch == 0 {
             err("iters_per_epoch", "must be >= 1 (got 0)".into());
         }
-        if self.epochs.checked_mul(self.iters_per_epoch).is_none_or(|t| t > i64::MAX as u64) {
-            err("epochs", "epochs * iters_per_epoch must fit in 63 bits".into());
+        if self
+            .epochs
+            .checked_mul(self.iters_per_epoch)
+            .is_none_or(|t| t > i64::MAX as u64)
+        {
+            err(
+                "epochs",
+                "epochs * iters_per_epoch must fit in 63 bits".into(),
+            );
         }
         if self.eval_every == Some(0) {
             err("eval_every", "must be >= 1 (got 0)".into());
@@ -220,38 +242,73 @@ impl TrainParams {
         }
         if let Some(x) = self.early_stop {
             if !(x.is_finite() && x > 0.0 && x <= 1.0) {
-                err("early_stop", format!("must be in (0, 1] or null to disable (got {x})"));
+                err(
+                    "early_stop",
+                    format!("must be in (0, 1] or null to disable (got {x})"),
+                );
             }
         }
-        if !(self.t_icl_threshold.is_finite() && self.t_icl_threshold > 0.0 && self.t_icl_threshold <= 1.0) {
-            err("t_icl_threshold", format!("must be in (0, 1] (got {})", self.t_icl_threshold));
+        if !(self.t_icl_threshold.is_finite()
+            && self.t_icl_threshold > 0.0
+            && self.t_icl_threshold <= 1.0)
+        {
+            err(
+                "t_icl_threshold",
+                format!("must be in (0, 1] (got {})", self.t_icl_threshold),
+            );
         }
-        for (k, v) in [("seed", Some(self.seed)), ("data_seed", self.data_seed), ("test_seed", self.test_seed)] {
+        for (k, v) in [
+            ("seed", Some(self.seed)),
+            ("data_seed", self.data_seed),
+            ("test_seed", self.test_seed),
+        ] {
             if v.is_some_and(|s| s > i64::MAX as u64) {
-                err(k, format!("must be < 2^63 so it fits the summary's Int64 column (got {})", v.unwrap()));
+                err(
+                    k,
+                    format!(
+                        "must be < 2^63 so it fits the summary's Int64 column (got {})",
+                        v.unwrap()
+                    ),
+                );
             }
         }
         if self.n_test == Some(0) {
             err("n_test", "must be >= 1 or null for all (got 0)".into());
         }
         match self.beta0 {
-            Some(b) if self.model != ModelKind::Minimal => {
-                err("beta0", format!("only the minimal model has beta0 (model is {}; got {b}); use null", self.model))
-            }
-            Some(b) if !b.is_finite() => err("beta0", format!("must be a finite number or null (got {b})")),
+            Some(b) if self.model != ModelKind::Minimal => err(
+                "beta0",
+                format!(
+                    "only the minimal model has beta0 (model is {}; got {b}); use null",
+                    self.model
+                ),
+            ),
+            Some(b) if !b.is_finite() => err(
+                "beta0",
+                format!("must be a finite number or null (got {b})"),
+            ),
             _ => {}
         }
         if self.context == ContextMode::Equalized {
             if self.k.is_infinite() {
-                err("context", "equalized contexts need a finite K (got K = inf)".into());
+                err(
+                    "context",
+                    "equalized contexts need a finite K (got K = inf)".into(),
+                );
             }
             if !self.n.is_multiple_of(2) || self.n < 4 {
-                err("N", format!("equalized contexts need an even N >= 4 (got {})", self.n));
+                err(
+                    "N",
+                    format!("equalized contexts need an even N >= 4 (got {})", self.n),
+                );
             }
         }
         if self.model == ModelKind::MlpOnly {
             if self.k.is_infinite() {
-                err("K", "mlp_only memorizes a finite item set; K = inf is not allowed".into());
+                err(
+                    "K",
+                    "mlp_only memorizes a finite item set; K = inf is not allowed".into(),
+                );
             }
             if self.context != ContextMode::Standard {
                 err("context", "mlp_only has no context; use standard".into());
@@ -273,7 +330,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_paper() {
         let p = TrainParams::from_json(&base()).unwrap();
-        assert_eq!((p.d, p.width, p.batch, p.iters_per_epoch), (63, 512, 128, 469));
+        assert_eq!(
+            (p.d, p.width, p.batch, p.iters_per_epoch),
+            (63, 512, 128, 469)
+        );
         assert_eq!((p.lr, p.wd_attn, p.wd_mlp), (0.01, 1e-10, 1e-10));
         assert_eq!(p.early_stop, Some(0.99));
         assert_eq!(p.eval_interval(), 469);
@@ -311,6 +371,9 @@ mod tests {
         let mut v = base();
         v["model"] = json!("mlp_only");
         v["K"] = json!("inf");
-        assert!(TrainParams::from_json(&v).unwrap_err().iter().any(|e| e.key == "K"));
+        assert!(TrainParams::from_json(&v)
+            .unwrap_err()
+            .iter()
+            .any(|e| e.key == "K"));
     }
 }

@@ -2,7 +2,7 @@
 //! over every position (then the query row is taken), LayerNorm and softmax composed from
 //! differentiable ops (candle's fused `layer_norm` / `softmax_last_dim` have no backward and would
 //! silently cut the graph). Generic over the dtype, so tests run it in f64 as the gradient oracle
-//! of the fast path; the two-layer model trains through it (in f32).
+//! of the fast path (every model, the two-layer one included, trains on `crate::fast`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,17 +38,23 @@ impl Reference {
             .iter()
             .zip(&p.data)
             .map(|(s, d)| {
-                let t = Tensor::from_vec(d.clone(), s.shape.as_slice(), &Device::Cpu)?.to_dtype(dtype)?;
+                let t = Tensor::from_vec(d.clone(), s.shape.as_slice(), &Device::Cpu)?
+                    .to_dtype(dtype)?;
                 Var::from_tensor(&t)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Reference { arch: p.arch, dtype, vars })
+        Ok(Reference {
+            arch: p.arch,
+            dtype,
+            vars,
+        })
     }
 
     /// Load new values (same layout) into the variables.
     pub fn set(&self, p: &Params) -> anyhow::Result<()> {
         for ((v, s), d) in self.vars.iter().zip(&p.specs).zip(&p.data) {
-            let t = Tensor::from_vec(d.clone(), s.shape.as_slice(), &Device::Cpu)?.to_dtype(self.dtype)?;
+            let t = Tensor::from_vec(d.clone(), s.shape.as_slice(), &Device::Cpu)?
+                .to_dtype(self.dtype)?;
             v.set(&t)?;
         }
         Ok(())
@@ -96,7 +102,10 @@ impl Reference {
                 let (sa, scores) = causal_attention(&u, self.p(2))?;
                 let uq = last(&u)?;
                 let h0 = if ablate { uq } else { (uq + last(&sa)?)? };
-                Ok(RefOut { logits: mlp(&h0, &self.vars[3..9])?.squeeze(1)?, query_scores: Some(last(&scores)?) })
+                Ok(RefOut {
+                    logits: mlp(&h0, &self.vars[3..9])?.squeeze(1)?,
+                    query_scores: Some(last(&scores)?),
+                })
             }
             ModelKind::TwoLayer => {
                 let u = layer_norm(&self.tokens(batch, rows)?, self.p(0), self.p(1))?;
@@ -105,14 +114,20 @@ impl Reference {
                 let (sa2, scores) = causal_attention(&x, self.p(3))?;
                 let xq = last(&x)?;
                 let h = if ablate { xq } else { (xq + last(&sa2)?)? };
-                Ok(RefOut { logits: mlp(&h, &self.vars[10..16])?.squeeze(1)?, query_scores: Some(last(&scores)?) })
+                Ok(RefOut {
+                    logits: mlp(&h, &self.vars[10..16])?.squeeze(1)?,
+                    query_scores: Some(last(&scores)?),
+                })
             }
             ModelKind::Minimal => {
                 let x = self.items(batch, rows)?;
                 let xq = last(&x)?;
                 let phi = mlp(&xq, &self.vars[2..8])?.squeeze(1)?;
                 if n == 1 || ablate {
-                    return Ok(RefOut { logits: phi, query_scores: None });
+                    return Ok(RefOut {
+                        logits: phi,
+                        query_scores: None,
+                    });
                 }
                 let ctx = x.narrow(1, 0, n - 1)?;
                 let g = ctx.matmul(&xq.unsqueeze(2)?)?.squeeze(2)?; // [rows, N-1]
@@ -124,11 +139,17 @@ impl Reference {
                 }
                 let l = self.vec_of(l, &[rows, n - 1])?;
                 let m = (a * l)?.sum(1)?;
-                Ok(RefOut { logits: (phi + m.broadcast_mul(self.p(1))?)?, query_scores: Some(s) })
+                Ok(RefOut {
+                    logits: (phi + m.broadcast_mul(self.p(1))?)?,
+                    query_scores: Some(s),
+                })
             }
             ModelKind::MlpOnly => {
                 let xq = last(&self.items(batch, rows)?)?;
-                Ok(RefOut { logits: mlp(&xq, &self.vars[0..6])?.squeeze(1)?, query_scores: None })
+                Ok(RefOut {
+                    logits: mlp(&xq, &self.vars[0..6])?.squeeze(1)?,
+                    query_scores: None,
+                })
             }
         }
     }
@@ -148,7 +169,11 @@ impl Reference {
         let loss = self.loss(&out.logits, batch, rows)?;
         let grads = loss.backward()?;
         let logits: Vec<f64> = out.logits.to_dtype(DType::F64)?.to_vec1()?;
-        let correct = logits.iter().enumerate().filter(|(r, z)| batch.target(*r) as f64 * **z > 0.0).count();
+        let correct = logits
+            .iter()
+            .enumerate()
+            .filter(|(r, z)| batch.target(*r) as f64 * **z > 0.0)
+            .count();
         let g = self
             .vars
             .iter()
@@ -194,8 +219,15 @@ pub fn causal_attention(u: &Tensor, wqkv: &Tensor) -> candle_core::Result<(Tenso
     let k = u.broadcast_matmul(&wqkv.narrow(0, e, e)?.t()?)?;
     let v = u.broadcast_matmul(&wqkv.narrow(0, 2 * e, e)?.t()?)?;
     let scores = q.matmul(&k.t()?.contiguous()?)?;
-    let mask: Vec<f64> =
-        (0..n * n).map(|i| if i % n > i / n { f64::NEG_INFINITY } else { 0.0 }).collect();
+    let mask: Vec<f64> = (0..n * n)
+        .map(|i| {
+            if i % n > i / n {
+                f64::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mask = Tensor::from_vec(mask, (n, n), u.device())?.to_dtype(u.dtype())?;
     let a = softmax_last(&scores.broadcast_add(&mask)?)?;
     Ok((a.matmul(&v.contiguous()?)?, scores))
@@ -203,7 +235,10 @@ pub fn causal_attention(u: &Tensor, wqkv: &Tensor) -> candle_core::Result<(Tenso
 
 /// `Linear - ReLU - Linear - ReLU - Linear` on the last dim, with the six tensors of `vars`.
 pub fn mlp(x: &Tensor, vars: &[Var]) -> candle_core::Result<Tensor> {
-    let lin = |x: &Tensor, w: &Var, b: &Var| x.broadcast_matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor());
+    let lin = |x: &Tensor, w: &Var, b: &Var| {
+        x.broadcast_matmul(&w.as_tensor().t()?)?
+            .broadcast_add(b.as_tensor())
+    };
     let h = lin(x, &vars[0], &vars[1])?.relu()?;
     let h = lin(&h, &vars[2], &vars[3])?.relu()?;
     lin(&h, &vars[4], &vars[5])
@@ -218,9 +253,13 @@ pub fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
 pub fn save_safetensors(p: &Params, path: &Path) -> anyhow::Result<()> {
     let mut map = HashMap::new();
     for (s, d) in p.specs.iter().zip(&p.data) {
-        map.insert(s.name.clone(), Tensor::from_vec(d.clone(), s.shape.as_slice(), &Device::Cpu)?);
+        map.insert(
+            s.name.clone(),
+            Tensor::from_vec(d.clone(), s.shape.as_slice(), &Device::Cpu)?,
+        );
     }
-    candle_core::safetensors::save(&map, path).with_context(|| format!("cannot write {}", path.display()))
+    candle_core::safetensors::save(&map, path)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads a checkpoint written by [`save_safetensors`] into a layout (names and shapes must match).
@@ -235,8 +274,17 @@ pub fn load_safetensors(path: &Path, into: &mut Params) -> anyhow::Result<()> {
         into.specs.len()
     );
     for (s, d) in into.specs.iter().zip(into.data.iter_mut()) {
-        let t = map.get(&s.name).with_context(|| format!("{}: no tensor {}", path.display(), s.name))?;
-        anyhow::ensure!(t.dims() == s.shape.as_slice(), "{}: {} has shape {:?}, expected {:?}", path.display(), s.name, t.dims(), s.shape);
+        let t = map
+            .get(&s.name)
+            .with_context(|| format!("{}: no tensor {}", path.display(), s.name))?;
+        anyhow::ensure!(
+            t.dims() == s.shape.as_slice(),
+            "{}: {} has shape {:?}, expected {:?}",
+            path.display(),
+            s.name,
+            t.dims(),
+            s.shape
+        );
         *d = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     }
     Ok(())

@@ -20,7 +20,10 @@ pub struct TrainStage;
 impl Stage for TrainStage {
     fn check(&self, command: &str, params: &serde_json::Value) -> Vec<ParamError> {
         if command != "train" {
-            return vec![ParamError::new("command", format!("unknown command {command:?}; allowed: train"))];
+            return vec![ParamError::new(
+                "command",
+                format!("unknown command {command:?}; allowed: train"),
+            )];
         }
         match check_params::<TrainParams>(params) {
             Ok(p) => p.validate(),
@@ -29,14 +32,22 @@ impl Stage for TrainStage {
     }
 
     fn run(&self, task: &TaskSpec) -> anyhow::Result<()> {
-        anyhow::ensure!(task.command == "train", "stage {}: unknown command {:?}; allowed: train", task.stage, task.command);
+        anyhow::ensure!(
+            task.command == "train",
+            "stage {}: unknown command {:?}; allowed: train",
+            task.stage,
+            task.command
+        );
         let p: TrainParams = task.params_as()?;
         let errs = p.validate();
         anyhow::ensure!(
             errs.is_empty(),
             "stage {}: invalid parameters: {}",
             task.stage,
-            errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         );
         let inputs = read_inputs(task)?;
         // One line per evaluation on stderr (the runner keeps it as the task's log).
@@ -65,7 +76,9 @@ fn read_inputs(task: &TaskSpec) -> anyhow::Result<RunInputs> {
         r.items = (!items.is_empty()).then(|| Arc::new(items));
     }
     if let Some(path) = one("novel_items")? {
-        r.novel_items = Some(Arc::new(ItemSet::read(path).context("input `novel_items`")?));
+        r.novel_items = Some(Arc::new(
+            ItemSet::read(path).context("input `novel_items`")?,
+        ));
     }
     if let Some(path) = one("icl_test")? {
         r.icl_test = Some(IclTest::read(path).context("input `icl_test`")?);
@@ -78,7 +91,11 @@ fn read_inputs(task: &TaskSpec) -> anyhow::Result<RunInputs> {
 }
 
 /// Writes `curve.parquet`, `summary.parquet`, `checkpoint.safetensors` at `path(name, ext)`.
-pub fn write_outputs(p: &TrainParams, r: &RunResult, path: impl Fn(&str, &str) -> std::path::PathBuf) -> anyhow::Result<()> {
+pub fn write_outputs(
+    p: &TrainParams,
+    r: &RunResult,
+    path: impl Fn(&str, &str) -> std::path::PathBuf,
+) -> anyhow::Result<()> {
     icl_store::parquet::write_batch(&path("curve", "parquet"), &curve_batch(&r.curve)?)?;
     icl_store::parquet::write_batch(&path("summary", "parquet"), &summary_batch(p, &r.summary)?)?;
     let ckpt = path("checkpoint", "safetensors");
@@ -92,10 +109,14 @@ pub fn write_outputs(p: &TrainParams, r: &RunResult, path: impl Fn(&str, &str) -
 /// The `curve` table.
 pub fn curve_batch(curve: &[CurveRow]) -> anyhow::Result<RecordBatch> {
     let mut fields = vec![Field::new("iteration", DataType::UInt64, false)];
-    let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(curve.iter().map(|r| r.iteration)))];
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from_iter_values(
+        curve.iter().map(|r| r.iteration),
+    ))];
     for (i, name) in CurveRow::COLUMNS[1..].iter().enumerate() {
         fields.push(Field::new(*name, DataType::Float64, false));
-        cols.push(Arc::new(Float64Array::from_iter_values(curve.iter().map(|r| r.floats()[i]))));
+        cols.push(Arc::new(Float64Array::from_iter_values(
+            curve.iter().map(|r| r.floats()[i]),
+        )));
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
@@ -116,33 +137,128 @@ pub fn summary_batch(p: &TrainParams, s: &Summary) -> anyhow::Result<RecordBatch
     push("model", DataType::Utf8, false, text(p.model.as_str()));
     push("D", DataType::Int64, false, int(i(p.d as u64)));
     push("N", DataType::Int64, false, int(i(p.n as u64)));
-    push("K", DataType::Int64, true, int(p.k.finite().map(|k| k as i64)));
+    push(
+        "K",
+        DataType::Int64,
+        true,
+        int(p.k.finite().map(|k| k as i64)),
+    );
     push("width", DataType::Int64, false, int(i(p.width as u64)));
     push("lr", DataType::Float64, false, float(Some(p.lr)));
     push("batch", DataType::Int64, false, int(i(p.batch as u64)));
     push("wd_attn", DataType::Float64, false, float(Some(p.wd_attn)));
     push("wd_mlp", DataType::Float64, false, float(Some(p.wd_mlp)));
     push("epochs", DataType::Int64, false, int(i(p.epochs)));
-    push("iters_per_epoch", DataType::Int64, false, int(i(p.iters_per_epoch)));
-    push("eval_every", DataType::Int64, false, int(i(p.eval_interval())));
+    push(
+        "iters_per_epoch",
+        DataType::Int64,
+        false,
+        int(i(p.iters_per_epoch)),
+    );
+    push(
+        "eval_every",
+        DataType::Int64,
+        false,
+        int(i(p.eval_interval())),
+    );
     push("early_stop", DataType::Float64, true, float(p.early_stop));
-    push("t_icl_threshold", DataType::Float64, false, float(Some(p.t_icl_threshold)));
+    push(
+        "t_icl_threshold",
+        DataType::Float64,
+        false,
+        float(Some(p.t_icl_threshold)),
+    );
     push("seed", DataType::Int64, false, int(i(p.seed)));
-    push("data_seed", DataType::Int64, true, int(p.data_seed.map(|v| v as i64)));
-    push("test_seed", DataType::Int64, true, int(p.test_seed.map(|v| v as i64)));
-    push("context", DataType::Utf8, false, text(&p.context.to_string()));
+    push(
+        "data_seed",
+        DataType::Int64,
+        true,
+        int(p.data_seed.map(|v| v as i64)),
+    );
+    push(
+        "test_seed",
+        DataType::Int64,
+        true,
+        int(p.test_seed.map(|v| v as i64)),
+    );
+    push(
+        "context",
+        DataType::Utf8,
+        false,
+        text(&p.context.to_string()),
+    );
     push("beta0", DataType::Float64, true, float(p.beta0));
-    push("n_test", DataType::Int64, true, int(p.n_test.map(|v| v as i64)));
-    push("save_every", DataType::Int64, false, int(i(p.save_interval())));
-    push("final_icl_acc", DataType::Float64, false, float(Some(s.final_icl_acc)));
-    push("final_iwl_acc", DataType::Float64, false, float(Some(s.final_iwl_acc)));
-    push("final_icl_loss", DataType::Float64, false, float(Some(s.final_icl_loss)));
-    push("final_iwl_loss", DataType::Float64, false, float(Some(s.final_iwl_loss)));
-    push("iterations", DataType::UInt64, false, Arc::new(UInt64Array::from(vec![s.iterations])));
-    push("t_icl", DataType::UInt64, true, Arc::new(UInt64Array::from(vec![s.t_icl])));
-    push("acquired", DataType::Boolean, false, Arc::new(BooleanArray::from(vec![s.acquired])));
-    push("peak_icl_acc", DataType::Float64, false, float(Some(s.peak_icl_acc)));
-    push("early_stopped", DataType::Boolean, false, Arc::new(BooleanArray::from(vec![s.early_stopped])));
-    push("beta0_eff", DataType::Float64, false, float(Some(s.beta0_eff)));
+    push(
+        "n_test",
+        DataType::Int64,
+        true,
+        int(p.n_test.map(|v| v as i64)),
+    );
+    push(
+        "save_every",
+        DataType::Int64,
+        false,
+        int(i(p.save_interval())),
+    );
+    push(
+        "final_icl_acc",
+        DataType::Float64,
+        false,
+        float(Some(s.final_icl_acc)),
+    );
+    push(
+        "final_iwl_acc",
+        DataType::Float64,
+        false,
+        float(Some(s.final_iwl_acc)),
+    );
+    push(
+        "final_icl_loss",
+        DataType::Float64,
+        false,
+        float(Some(s.final_icl_loss)),
+    );
+    push(
+        "final_iwl_loss",
+        DataType::Float64,
+        false,
+        float(Some(s.final_iwl_loss)),
+    );
+    push(
+        "iterations",
+        DataType::UInt64,
+        false,
+        Arc::new(UInt64Array::from(vec![s.iterations])),
+    );
+    push(
+        "t_icl",
+        DataType::UInt64,
+        true,
+        Arc::new(UInt64Array::from(vec![s.t_icl])),
+    );
+    push(
+        "acquired",
+        DataType::Boolean,
+        false,
+        Arc::new(BooleanArray::from(vec![s.acquired])),
+    );
+    push(
+        "peak_icl_acc",
+        DataType::Float64,
+        false,
+        float(Some(s.peak_icl_acc)),
+    );
+    push(
+        "early_stopped",
+        DataType::Boolean,
+        false,
+        Arc::new(BooleanArray::from(vec![s.early_stopped])),
+    );
+    push(
+        "beta0_eff",
+        DataType::Float64,
+        false,
+        float(Some(s.beta0_eff)),
+    );
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }

@@ -52,20 +52,45 @@ pub struct CurveRow {
 
 impl CurveRow {
     pub const COLUMNS: [&'static str; 13] = [
-        "iteration", "epoch", "train_loss", "train_acc", "icl_loss", "icl_acc", "iwl_loss", "iwl_acc", "beta_eff",
-        "w_eff", "c1", "c2", "c3",
+        "iteration",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "icl_loss",
+        "icl_acc",
+        "iwl_loss",
+        "iwl_acc",
+        "beta_eff",
+        "w_eff",
+        "c1",
+        "c2",
+        "c3",
     ];
 
     /// The Float64 columns in [`Self::COLUMNS`] order (after `iteration`).
     pub fn floats(&self) -> [f64; 12] {
         [
-            self.epoch, self.train_loss, self.train_acc, self.icl_loss, self.icl_acc, self.iwl_loss, self.iwl_acc,
-            self.beta_eff, self.w_eff, self.c1, self.c2, self.c3,
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.icl_loss,
+            self.icl_acc,
+            self.iwl_loss,
+            self.iwl_acc,
+            self.beta_eff,
+            self.w_eff,
+            self.c1,
+            self.c2,
+            self.c3,
         ]
     }
 
     fn from_bits(it: u64, v: &[u64]) -> anyhow::Result<Self> {
-        anyhow::ensure!(v.len() == 12, "curve row has {} values, expected 12", v.len());
+        anyhow::ensure!(
+            v.len() == 12,
+            "curve row has {} values, expected 12",
+            v.len()
+        );
         let f = |i: usize| f64::from_bits(v[i]);
         Ok(CurveRow {
             iteration: it,
@@ -106,8 +131,15 @@ pub struct Summary {
 impl Summary {
     pub fn from_curve(p: &TrainParams, curve: &[CurveRow], early_stopped: bool) -> Self {
         let last = curve.last().copied();
-        let t_icl = curve.iter().find(|r| r.icl_acc > p.t_icl_threshold).map(|r| r.iteration);
-        let peak = curve.iter().map(|r| r.icl_acc).filter(|a| !a.is_nan()).fold(f64::NAN, f64::max);
+        let t_icl = curve
+            .iter()
+            .find(|r| r.icl_acc > p.t_icl_threshold)
+            .map(|r| r.iteration);
+        let peak = curve
+            .iter()
+            .map(|r| r.icl_acc)
+            .filter(|a| !a.is_nan())
+            .fold(f64::NAN, f64::max);
         Summary {
             final_icl_acc: last.map_or(f64::NAN, |r| r.icl_acc),
             final_iwl_acc: last.map_or(f64::NAN, |r| r.iwl_acc),
@@ -132,11 +164,20 @@ pub struct RunResult {
 
 /// Progress reports for a front end (progress bar, log lines).
 pub enum Event<'a> {
-    Resumed { iteration: u64 },
+    Resumed {
+        iteration: u64,
+    },
     /// Sent every few iterations.
-    Step { iteration: u64, total: u64 },
-    Eval { row: &'a CurveRow },
-    Saved { iteration: u64 },
+    Step {
+        iteration: u64,
+        total: u64,
+    },
+    Eval {
+        row: &'a CurveRow,
+    },
+    Saved {
+        iteration: u64,
+    },
 }
 
 const STATE_FILE: &str = "state.json";
@@ -162,7 +203,14 @@ pub fn train(
     on_event: &mut dyn FnMut(Event),
 ) -> anyhow::Result<RunResult> {
     let errs = p.validate();
-    anyhow::ensure!(errs.is_empty(), "invalid parameters: {}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
+    anyhow::ensure!(
+        errs.is_empty(),
+        "invalid parameters: {}",
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     let arch = Arch::from_params(p);
     let items = check_inputs(p, inputs)?;
 
@@ -170,7 +218,11 @@ pub fn train(
     let mut grads = params.zeros_like();
     let mut source = TrainSource::new(p, items.clone())?;
     let mut evaluator = build_evaluator(p, inputs, items)?;
-    let n_max = if p.model == ModelKind::MlpOnly { 1 } else { p.n };
+    let n_max = if p.model == ModelKind::MlpOnly {
+        1
+    } else {
+        p.n
+    };
     let mut net = Net::new(arch, p.batch, n_max);
 
     let total = p.total_iters();
@@ -186,7 +238,12 @@ pub fn train(
     }
     let mut last_saved = iteration;
     if curve.is_empty() {
-        let row = curve_row(p, 0, (f64::NAN, f64::NAN), evaluator.evaluate(&mut net, &params)?);
+        let row = curve_row(
+            p,
+            0,
+            (f64::NAN, f64::NAN),
+            evaluator.evaluate(&mut net, &params)?,
+        );
         on_event(Event::Eval { row: &row });
         curve.push(row);
     }
@@ -197,7 +254,10 @@ pub fn train(
     while iteration < total && !early_stopped {
         let batch = source.next_batch();
         let (loss, c) = net.loss_and_grad(&params, batch, &mut grads)?;
-        anyhow::ensure!(loss.is_finite(), "training diverged at iteration {iteration} (loss {loss})");
+        anyhow::ensure!(
+            loss.is_finite(),
+            "training diverged at iteration {iteration} (loss {loss})"
+        );
         sgd_step(&mut params, &grads, p.lr, p.wd_attn, p.wd_mlp);
         iteration += 1;
         loss_sum += loss;
@@ -215,7 +275,10 @@ pub fn train(
             early_stopped = stops(p, &row);
             curve.push(row);
             if let Some(dir) = resume_dir {
-                if iteration - last_saved >= p.save_interval() && iteration < total && !early_stopped {
+                if iteration - last_saved >= p.save_interval()
+                    && iteration < total
+                    && !early_stopped
+                {
                     save_state(dir, p, iteration, &params, &source, &curve)?;
                     last_saved = iteration;
                     on_event(Event::Saved { iteration });
@@ -224,7 +287,11 @@ pub fn train(
         }
     }
     let summary = Summary::from_curve(p, &curve, early_stopped);
-    Ok(RunResult { params, curve, summary })
+    Ok(RunResult {
+        params,
+        curve,
+        summary,
+    })
 }
 
 fn stops(p: &TrainParams, row: &CurveRow) -> bool {
@@ -254,7 +321,10 @@ fn check_inputs(p: &TrainParams, inputs: &RunInputs) -> anyhow::Result<Option<Ar
     let items = match p.k {
         NumItems::Infinite => None,
         NumItems::Finite(k) => {
-            let items = inputs.items.clone().context("input `items` is required for a finite K")?;
+            let items = inputs
+                .items
+                .clone()
+                .context("input `items` is required for a finite K")?;
             anyhow::ensure!(
                 items.len() == k && items.d == p.d,
                 "input `items` has {} items of dimension {}, but the parameters say K = {k}, D = {}",
@@ -266,30 +336,66 @@ fn check_inputs(p: &TrainParams, inputs: &RunInputs) -> anyhow::Result<Option<Ar
         }
     };
     if p.model.has_context() {
-        let novel = inputs.novel_items.as_ref().context("input `novel_items` is required")?;
-        anyhow::ensure!(novel.d == p.d, "input `novel_items` has dimension {}, but D = {}", novel.d, p.d);
-        let icl = inputs.icl_test.as_ref().context("input `icl_test` is required")?;
-        anyhow::ensure!(icl.n == p.n && icl.n_seq() > 0, "input `icl_test` has sequences of length {} ({} of them), but N = {}", icl.n, icl.n_seq(), p.n);
+        let novel = inputs
+            .novel_items
+            .as_ref()
+            .context("input `novel_items` is required")?;
+        anyhow::ensure!(
+            novel.d == p.d,
+            "input `novel_items` has dimension {}, but D = {}",
+            novel.d,
+            p.d
+        );
+        let icl = inputs
+            .icl_test
+            .as_ref()
+            .context("input `icl_test` is required")?;
+        anyhow::ensure!(
+            icl.n == p.n && icl.n_seq() > 0,
+            "input `icl_test` has sequences of length {} ({} of them), but N = {}",
+            icl.n,
+            icl.n_seq(),
+            p.n
+        );
         if items.is_some() {
-            let iwl = inputs.iwl_test.as_ref().context("input `iwl_test` is required for a finite K")?;
-            anyhow::ensure!(iwl.n == p.n && iwl.n_seq() > 0, "input `iwl_test` has sequences of length {} ({} of them), but N = {}", iwl.n, iwl.n_seq(), p.n);
+            let iwl = inputs
+                .iwl_test
+                .as_ref()
+                .context("input `iwl_test` is required for a finite K")?;
+            anyhow::ensure!(
+                iwl.n == p.n && iwl.n_seq() > 0,
+                "input `iwl_test` has sequences of length {} ({} of them), but N = {}",
+                iwl.n,
+                iwl.n_seq(),
+                p.n
+            );
         }
     }
     Ok(items)
 }
 
-fn build_evaluator(p: &TrainParams, inputs: &RunInputs, items: Option<Arc<ItemSet>>) -> anyhow::Result<Evaluator> {
+fn build_evaluator(
+    p: &TrainParams,
+    inputs: &RunInputs,
+    items: Option<Arc<ItemSet>>,
+) -> anyhow::Result<Evaluator> {
     let mut icl = None;
     let mut iwl = None;
     if p.model.has_context() {
         let novel = inputs.novel_items.clone().expect("checked");
-        icl = Some(TestSet::icl(inputs.icl_test.as_ref().expect("checked"), novel, p.n_test)?);
+        icl = Some(TestSet::icl(
+            inputs.icl_test.as_ref().expect("checked"),
+            novel,
+            p.n_test,
+        )?);
         if let (Some(items), Some(t)) = (&items, &inputs.iwl_test) {
             iwl = Some(TestSet::iwl(t, items.clone(), p.seed, p.n_test)?);
         }
     }
     let phi_set = match (p.model, &items) {
-        (ModelKind::Minimal | ModelKind::MlpOnly, Some(items)) => Some(TestSet::all_items(items.clone(), p.seed)?),
+        (ModelKind::Minimal | ModelKind::MlpOnly, Some(items)) => {
+            Some(TestSet::all_items(items.clone(), p.seed)?)
+        }
         (ModelKind::Minimal, None) => icl.as_ref().map(TestSet::queries),
         _ => None,
     };
@@ -300,7 +406,14 @@ fn params_file_name(iteration: u64) -> String {
     format!("params-{iteration:012}.safetensors")
 }
 
-fn save_state(dir: &Path, p: &TrainParams, iteration: u64, params: &Params, source: &TrainSource, curve: &[CurveRow]) -> anyhow::Result<()> {
+fn save_state(
+    dir: &Path,
+    p: &TrainParams,
+    iteration: u64,
+    params: &Params,
+    source: &TrainSource,
+    curve: &[CurveRow],
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = params_file_name(iteration);
     let tmp = dir.join(format!("{name}.partial"));
@@ -312,7 +425,15 @@ fn save_state(dir: &Path, p: &TrainParams, iteration: u64, params: &Params, sour
         iteration,
         params_file: name.clone(),
         source: source.state(),
-        curve: curve.iter().map(|r| (r.iteration, r.floats().iter().map(|f| f.to_bits()).collect())).collect(),
+        curve: curve
+            .iter()
+            .map(|r| {
+                (
+                    r.iteration,
+                    r.floats().iter().map(|f| f.to_bits()).collect(),
+                )
+            })
+            .collect(),
     };
     let json = serde_json::to_vec(&st)?;
     icl_store::parquet::write_atomic(&dir.join(STATE_FILE), &json)?;
@@ -328,7 +449,12 @@ fn save_state(dir: &Path, p: &TrainParams, iteration: u64, params: &Params, sour
 
 /// Restores a saved state if one exists for exactly these parameters. A state for other
 /// parameters (or an unreadable one) is ignored with a warning: starting over is always correct.
-fn load_state(dir: &Path, p: &TrainParams, params: &mut Params, source: &mut TrainSource) -> anyhow::Result<Option<(u64, Vec<CurveRow>)>> {
+fn load_state(
+    dir: &Path,
+    p: &TrainParams,
+    params: &mut Params,
+    source: &mut TrainSource,
+) -> anyhow::Result<Option<(u64, Vec<CurveRow>)>> {
     let path = dir.join(STATE_FILE);
     if !path.exists() {
         return Ok(None);
@@ -338,8 +464,15 @@ fn load_state(dir: &Path, p: &TrainParams, params: &mut Params, source: &mut Tra
         if st.version != STATE_VERSION || &st.params != p {
             return Ok(None);
         }
-        let curve = st.curve.iter().map(|(it, v)| CurveRow::from_bits(*it, v)).collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(curve.last().map(|r| r.iteration) == Some(st.iteration), "curve does not end at the saved iteration");
+        let curve = st
+            .curve
+            .iter()
+            .map(|(it, v)| CurveRow::from_bits(*it, v))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            curve.last().map(|r| r.iteration) == Some(st.iteration),
+            "curve does not end at the saved iteration"
+        );
         let mut restored = params.clone();
         load_safetensors(&dir.join(&st.params_file), &mut restored)?;
         // Last, so a failure above leaves the source untouched.
@@ -352,11 +485,17 @@ fn load_state(dir: &Path, p: &TrainParams, params: &mut Params, source: &mut Tra
             Ok(Some((it, curve)))
         }
         Ok(None) => {
-            eprintln!("warning: {} holds a state for other parameters; starting over", path.display());
+            eprintln!(
+                "warning: {} holds a state for other parameters; starting over",
+                path.display()
+            );
             Ok(None)
         }
         Err(e) => {
-            eprintln!("warning: cannot resume from {}: {e:#}; starting over", path.display());
+            eprintln!(
+                "warning: cannot resume from {}: {e:#}; starting over",
+                path.display()
+            );
             Ok(None)
         }
     }

@@ -12,13 +12,21 @@ pub struct View<'a> {
 /// Row-major matrix with `cols` columns.
 #[inline]
 pub fn rm(data: &[f32], cols: usize) -> View<'_> {
-    View { data, rs: cols, cs: 1 }
+    View {
+        data,
+        rs: cols,
+        cs: 1,
+    }
 }
 
 /// Transpose of a row-major matrix with `cols` columns (element (i, j) = M[j][i]).
 #[inline]
 pub fn tr(data: &[f32], cols: usize) -> View<'_> {
-    View { data, rs: 1, cs: cols }
+    View {
+        data,
+        rs: 1,
+        cs: cols,
+    }
 }
 
 fn fits(v: &View, rows: usize, cols: usize) -> bool {
@@ -38,8 +46,15 @@ pub fn inside_gemm() -> bool {
 
 /// `dst (m x n, row-major) = [dst +] a (m x k) * b (k x n)`, one thread.
 pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, a: View, b: View) {
-    assert!(dst.len() >= m * n, "matmul: dst has {} < {m}x{n}", dst.len());
-    assert!(fits(&a, m, k) && fits(&b, k, n), "matmul: operand out of bounds ({m}x{k} * {k}x{n})");
+    assert!(
+        dst.len() >= m * n,
+        "matmul: dst has {} < {m}x{n}",
+        dst.len()
+    );
+    assert!(
+        fits(&a, m, k) && fits(&b, k, n),
+        "matmul: operand out of bounds ({m}x{k} * {k}x{n})"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -147,9 +162,17 @@ mod tests {
     #[test]
     fn matmul_matches_naive_with_transposes() {
         let (m, n, k) = (7, 5, 9);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
-        for (av, bv) in [(rm(&a, k), rm(&b, n)), (tr(&a, m), tr(&b, k)), (rm(&a, k), tr(&b, k))] {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        for (av, bv) in [
+            (rm(&a, k), rm(&b, n)),
+            (tr(&a, m), tr(&b, k)),
+            (rm(&a, k), tr(&b, k)),
+        ] {
             let want = naive(m, n, k, av, bv);
             let mut got = vec![1f32; m * n];
             matmul(m, n, k, &mut got, false, av, bv);

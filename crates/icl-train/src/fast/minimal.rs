@@ -15,10 +15,10 @@
 use icl_datagen::Batch;
 
 use super::isa::{dispatch, isa_methods, Isa};
-use super::simd::Kernels;
-use super::transformer::token_x;
 use super::mlp::{logistic, MlpGrad, MlpRef, MlpWs};
+use super::simd::Kernels;
 use super::transformer::softmax_in_place;
+use super::transformer::token_x;
 use crate::model::Params;
 
 /// Workspace of the minimal model (`attention = true`) or the MLP-only model (`false`).
@@ -64,8 +64,17 @@ impl Minimal {
     }
 
     pub fn forward(&mut self, p: &Params, batch: &Batch, rows: usize) -> &[f32] {
-        assert!(rows <= self.b_max && rows <= batch.b && batch.n <= self.n_max && batch.n >= 1 && batch.d == self.d);
-        dispatch!(self.isa, self.forward_body / forward_v4 / forward_v3 (p, batch, rows));
+        assert!(
+            rows <= self.b_max
+                && rows <= batch.b
+                && batch.n <= self.n_max
+                && batch.n >= 1
+                && batch.d == self.d
+        );
+        dispatch!(
+            self.isa,
+            self.forward_body / forward_v4 / forward_v3(p, batch, rows)
+        );
         &self.logits[..rows]
     }
 
@@ -77,7 +86,11 @@ impl Minimal {
         for b in 0..rows {
             self.x0[b * d..(b + 1) * d].copy_from_slice(token_x(batch, b, n - 1));
         }
-        self.mlp.forward::<K>(&MlpRef::from_slice(&p.data[self.mlp_range()]), &self.x0, rows);
+        self.mlp.forward::<K>(
+            &MlpRef::from_slice(&p.data[self.mlp_range()]),
+            &self.x0,
+            rows,
+        );
         if !self.attention {
             self.logits[..rows].copy_from_slice(&self.mlp.out[..rows]);
         } else {
@@ -115,8 +128,16 @@ impl Minimal {
     pub fn loss_and_grad(&mut self, p: &Params, batch: &Batch, g: &mut Params) -> (f64, usize) {
         let rows = batch.b;
         self.forward(p, batch, rows);
-        let (loss, correct) = logistic(&self.logits, |r| batch.target(r), rows, Some(&mut self.mlp.dout[..rows]));
-        dispatch!(self.isa, self.backward_body / backward_v4 / backward_v3 (p, batch, g));
+        let (loss, correct) = logistic(
+            &self.logits,
+            |r| batch.target(r),
+            rows,
+            Some(&mut self.mlp.dout[..rows]),
+        );
+        dispatch!(
+            self.isa,
+            self.backward_body / backward_v4 / backward_v3(p, batch, g)
+        );
         (loss, correct)
     }
 
@@ -154,4 +175,3 @@ impl Minimal {
         );
     }
 }
-

@@ -18,7 +18,14 @@ pub struct MlpRef<'a> {
 
 impl<'a> MlpRef<'a> {
     pub fn from_slice(t: &'a [Vec<f32>]) -> Self {
-        MlpRef { w1: &t[0], b1: &t[1], w2: &t[2], b2: &t[3], w3: &t[4], b3: &t[5] }
+        MlpRef {
+            w1: &t[0],
+            b1: &t[1],
+            w2: &t[2],
+            b2: &t[3],
+            w3: &t[4],
+            b3: &t[5],
+        }
     }
 }
 
@@ -33,8 +40,17 @@ pub struct MlpGrad<'a> {
 
 impl<'a> MlpGrad<'a> {
     pub fn from_slice(t: &'a mut [Vec<f32>]) -> Self {
-        let [w1, b1, w2, b2, w3, b3] = t else { panic!("an MLP has six tensors (got {})", t.len()) };
-        MlpGrad { w1, b1, w2, b2, w3, b3 }
+        let [w1, b1, w2, b2, w3, b3] = t else {
+            panic!("an MLP has six tensors (got {})", t.len())
+        };
+        MlpGrad {
+            w1,
+            b1,
+            w2,
+            b2,
+            w3,
+            b3,
+        }
     }
 }
 
@@ -96,7 +112,14 @@ impl MlpWs {
     /// Gradients of every MLP tensor (overwritten) from `self.dout`, and `dx` (overwritten) if
     /// asked. Uses the activations of the last [`MlpWs::forward`] on the same `x` and `rows`.
     #[inline(always)]
-    pub fn backward<K: Kernels>(&mut self, p: &MlpRef, g: &mut MlpGrad, x: &[f32], rows: usize, dx: Option<&mut [f32]>) {
+    pub fn backward<K: Kernels>(
+        &mut self,
+        p: &MlpRef,
+        g: &mut MlpGrad,
+        x: &[f32],
+        rows: usize,
+        dx: Option<&mut [f32]>,
+    ) {
         let (din, h) = (self.din, self.h);
         g.w3.fill(0.0);
         let mut db3 = 0f32;
@@ -140,7 +163,12 @@ fn relu(v: &mut [f32]) {
 
 /// Mean logistic loss `softplus(-l * logit)` over `rows` rows, the number of rows with
 /// `l * logit > 0`, and (if given) `dlogit[r] = d mean loss / d logit[r] = -l sigma(-l logit) / rows`.
-pub fn logistic(logits: &[f32], targets: impl Fn(usize) -> f32, rows: usize, dlogit: Option<&mut [f32]>) -> (f64, usize) {
+pub fn logistic(
+    logits: &[f32],
+    targets: impl Fn(usize) -> f32,
+    rows: usize,
+    dlogit: Option<&mut [f32]>,
+) -> (f64, usize) {
     let mut loss = 0f64;
     let mut correct = 0usize;
     let mut dl = dlogit;

@@ -59,10 +59,18 @@ impl Net {
     /// The fast engine for `arch`.
     pub fn new(arch: Arch, b_max: usize, n_max: usize) -> Self {
         let engine = match arch.kind {
-            ModelKind::Transformer => Engine::Transformer(Box::new(Transformer::new(arch.d, arch.width, b_max, n_max))),
-            ModelKind::Minimal => Engine::Minimal(Box::new(Minimal::new(arch.d, arch.width, b_max, n_max, true))),
-            ModelKind::MlpOnly => Engine::Minimal(Box::new(Minimal::new(arch.d, arch.width, b_max, n_max, false))),
-            ModelKind::TwoLayer => Engine::TwoLayer(Box::new(TwoLayer::new(arch.d, arch.width, b_max, n_max))),
+            ModelKind::Transformer => {
+                Engine::Transformer(Box::new(Transformer::new(arch.d, arch.width, b_max, n_max)))
+            }
+            ModelKind::Minimal => Engine::Minimal(Box::new(Minimal::new(
+                arch.d, arch.width, b_max, n_max, true,
+            ))),
+            ModelKind::MlpOnly => Engine::Minimal(Box::new(Minimal::new(
+                arch.d, arch.width, b_max, n_max, false,
+            ))),
+            ModelKind::TwoLayer => {
+                Engine::TwoLayer(Box::new(TwoLayer::new(arch.d, arch.width, b_max, n_max)))
+            }
         };
         Self::with_engine(engine, b_max, n_max)
     }
@@ -88,8 +96,16 @@ impl Net {
     }
 
     /// Gradients of the mean loss on `batch` into `g` (overwritten); returns (mean loss, correct).
-    pub fn loss_and_grad(&mut self, p: &Params, batch: &Batch, g: &mut Params) -> anyhow::Result<(f64, usize)> {
-        anyhow::ensure!(batch.b <= self.b_max && batch.n <= self.n_max, "batch larger than the workspace");
+    pub fn loss_and_grad(
+        &mut self,
+        p: &Params,
+        batch: &Batch,
+        g: &mut Params,
+    ) -> anyhow::Result<(f64, usize)> {
+        anyhow::ensure!(
+            batch.b <= self.b_max && batch.n <= self.n_max,
+            "batch larger than the workspace"
+        );
         match &mut self.engine {
             Engine::Transformer(t) => Ok(t.loss_and_grad(p, batch, g)),
             Engine::TwoLayer(t) => Ok(t.loss_and_grad(p, batch, g)),
@@ -109,15 +125,29 @@ impl Net {
 
     /// Forward on the first `rows` sequences of `batch`; with `extras`, also the query's
     /// attention scores and the logits without attention.
-    pub fn eval_chunk(&mut self, p: &Params, batch: &Batch, rows: usize, extras: bool) -> anyhow::Result<EvalChunk<'_>> {
-        anyhow::ensure!(rows <= self.b_max && batch.n <= self.n_max, "chunk larger than the workspace");
+    pub fn eval_chunk(
+        &mut self,
+        p: &Params,
+        batch: &Batch,
+        rows: usize,
+        extras: bool,
+    ) -> anyhow::Result<EvalChunk<'_>> {
+        anyhow::ensure!(
+            rows <= self.b_max && batch.n <= self.n_max,
+            "chunk larger than the workspace"
+        );
         let n = batch.n;
         match &mut self.engine {
             Engine::Transformer(t) => {
                 let l = t.forward(p, batch, rows);
                 self.logits[..rows].copy_from_slice(l);
                 if !extras {
-                    return Ok(EvalChunk { logits: &self.logits[..rows], scores: None, no_attention: None, phi: None });
+                    return Ok(EvalChunk {
+                        logits: &self.logits[..rows],
+                        scores: None,
+                        no_attention: None,
+                        phi: None,
+                    });
                 }
                 self.scores[..rows * n].copy_from_slice(t.scores());
                 let l0 = t.logits_without_attention(p);
@@ -133,7 +163,12 @@ impl Net {
                 let l = t.forward(p, batch, rows);
                 self.logits[..rows].copy_from_slice(l);
                 if !extras {
-                    return Ok(EvalChunk { logits: &self.logits[..rows], scores: None, no_attention: None, phi: None });
+                    return Ok(EvalChunk {
+                        logits: &self.logits[..rows],
+                        scores: None,
+                        no_attention: None,
+                        phi: None,
+                    });
                 }
                 self.scores[..rows * n].copy_from_slice(t.scores());
                 let l0 = t.logits_without_attention(p);
@@ -149,7 +184,12 @@ impl Net {
                 let l = m.forward(p, batch, rows);
                 self.logits[..rows].copy_from_slice(l);
                 self.no_attention[..rows].copy_from_slice(m.phi());
-                Ok(EvalChunk { logits: &self.logits[..rows], scores: None, no_attention: None, phi: Some(&self.no_attention[..rows]) })
+                Ok(EvalChunk {
+                    logits: &self.logits[..rows],
+                    scores: None,
+                    no_attention: None,
+                    phi: Some(&self.no_attention[..rows]),
+                })
             }
             Engine::Candle(r) => {
                 let r = sync_reference(r, p)?;
@@ -158,7 +198,12 @@ impl Net {
                 let kind = r.arch.kind;
                 let phi_like = matches!(kind, ModelKind::Minimal | ModelKind::MlpOnly);
                 if !extras && !phi_like {
-                    return Ok(EvalChunk { logits: &self.logits[..rows], scores: None, no_attention: None, phi: None });
+                    return Ok(EvalChunk {
+                        logits: &self.logits[..rows],
+                        scores: None,
+                        no_attention: None,
+                        phi: None,
+                    });
                 }
                 let mut scores = None;
                 if let Some(s) = &out.query_scores {
@@ -169,9 +214,19 @@ impl Net {
                 let ablated = r.forward(batch, rows, true)?;
                 copy_tensor(&ablated.logits, &mut self.no_attention[..rows])?;
                 if phi_like {
-                    return Ok(EvalChunk { logits: &self.logits[..rows], scores: None, no_attention: None, phi: Some(&self.no_attention[..rows]) });
+                    return Ok(EvalChunk {
+                        logits: &self.logits[..rows],
+                        scores: None,
+                        no_attention: None,
+                        phi: Some(&self.no_attention[..rows]),
+                    });
                 }
-                Ok(EvalChunk { logits: &self.logits[..rows], scores, no_attention: Some(&self.no_attention[..rows]), phi: None })
+                Ok(EvalChunk {
+                    logits: &self.logits[..rows],
+                    scores,
+                    no_attention: Some(&self.no_attention[..rows]),
+                    phi: None,
+                })
             }
         }
     }
@@ -189,7 +244,12 @@ fn sync_reference<'a>(r: &'a mut Option<Reference>, p: &Params) -> anyhow::Resul
 
 fn copy_tensor(t: &candle_core::Tensor, dst: &mut [f32]) -> anyhow::Result<()> {
     let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    anyhow::ensure!(v.len() == dst.len(), "tensor has {} values, expected {}", v.len(), dst.len());
+    anyhow::ensure!(
+        v.len() == dst.len(),
+        "tensor has {} values, expected {}",
+        v.len(),
+        dst.len()
+    );
     dst.copy_from_slice(&v);
     Ok(())
 }

@@ -78,7 +78,11 @@ impl Kernels for Scalar {
     #[inline(always)]
     fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
         let n = x.len().min(r.len());
-        (Self::sum(&x[..n]), lanes(n, |i| x[i] * x[i]), Self::dot(x, r))
+        (
+            Self::sum(&x[..n]),
+            lanes(n, |i| x[i] * x[i]),
+            Self::dot(x, r),
+        )
     }
 }
 
@@ -132,7 +136,12 @@ mod x86 {
         while c < n {
             let k = mask16(n - c);
             // SAFETY: masked loads touch only lanes c..n of both slices.
-            let (x, y) = unsafe { (_mm512_maskz_loadu_ps(k, pa.add(c)), _mm512_maskz_loadu_ps(k, pb.add(c))) };
+            let (x, y) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(k, pa.add(c)),
+                    _mm512_maskz_loadu_ps(k, pb.add(c)),
+                )
+            };
             acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
             c += LANES;
         }
@@ -148,7 +157,9 @@ mod x86 {
         let mut c = 0;
         while c < n {
             // SAFETY: the masked load touches only lanes c..n.
-            acc = _mm512_add_ps(acc, unsafe { _mm512_maskz_loadu_ps(mask16(n - c), x.as_ptr().add(c)) });
+            acc = _mm512_add_ps(acc, unsafe {
+                _mm512_maskz_loadu_ps(mask16(n - c), x.as_ptr().add(c))
+            });
             c += LANES;
         }
         // SAFETY: features enabled on this function.
@@ -165,7 +176,11 @@ mod x86 {
         while c < n {
             let k = mask16(n - c);
             // SAFETY: the masked load touches only lanes c..n; masked lanes become 0.
-            let v = _mm512_maskz_sub_ps(k, unsafe { _mm512_maskz_loadu_ps(k, x.as_ptr().add(c)) }, mu);
+            let v = _mm512_maskz_sub_ps(
+                k,
+                unsafe { _mm512_maskz_loadu_ps(k, x.as_ptr().add(c)) },
+                mu,
+            );
             acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
             c += LANES;
         }
@@ -184,7 +199,10 @@ mod x86 {
             let k = mask16(n - c);
             // SAFETY: masked loads and stores touch only lanes c..n of both slices.
             unsafe {
-                let v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, py.add(c)), _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, px.add(c))));
+                let v = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(k, py.add(c)),
+                    _mm512_mul_ps(a, _mm512_maskz_loadu_ps(k, px.add(c))),
+                );
                 _mm512_mask_storeu_ps(py.add(c), k, v);
             }
             c += LANES;
@@ -202,7 +220,10 @@ mod x86 {
             // SAFETY: masked loads and stores touch only lanes c..n of both slices.
             unsafe {
                 let (m0, m1) = masks8(n - c);
-                let v = _mm256_add_ps(_mm256_maskload_ps(py.add(c), m0), _mm256_mul_ps(a, _mm256_maskload_ps(px.add(c), m0)));
+                let v = _mm256_add_ps(
+                    _mm256_maskload_ps(py.add(c), m0),
+                    _mm256_mul_ps(a, _mm256_maskload_ps(px.add(c), m0)),
+                );
                 _mm256_maskstore_ps(py.add(c), m0, v);
                 let v = _mm256_add_ps(
                     _mm256_maskload_ps(py.add(c + 8), m1),
@@ -218,12 +239,21 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512dq,avx2")]
     unsafe fn moments512(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
         let n = x.len().min(r.len());
-        let (mut s1, mut s2, mut sr) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut s1, mut s2, mut sr) = (
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+            _mm512_setzero_ps(),
+        );
         let mut c = 0;
         while c < n {
             let k = mask16(n - c);
             // SAFETY: masked loads touch only lanes c..n of both slices.
-            let (v, w) = unsafe { (_mm512_maskz_loadu_ps(k, x.as_ptr().add(c)), _mm512_maskz_loadu_ps(k, r.as_ptr().add(c))) };
+            let (v, w) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(k, x.as_ptr().add(c)),
+                    _mm512_maskz_loadu_ps(k, r.as_ptr().add(c)),
+                )
+            };
             s1 = _mm512_add_ps(s1, v);
             s2 = _mm512_add_ps(s2, _mm512_mul_ps(v, v));
             sr = _mm512_add_ps(sr, _mm512_mul_ps(v, w));
@@ -287,10 +317,19 @@ mod x86 {
             // SAFETY: masked loads touch only lanes c..n of both slices.
             unsafe {
                 let (m0, m1) = masks8(n - c);
-                lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_maskload_ps(pa.add(c), m0), _mm256_maskload_ps(pb.add(c), m0)));
+                lo = _mm256_add_ps(
+                    lo,
+                    _mm256_mul_ps(
+                        _mm256_maskload_ps(pa.add(c), m0),
+                        _mm256_maskload_ps(pb.add(c), m0),
+                    ),
+                );
                 hi = _mm256_add_ps(
                     hi,
-                    _mm256_mul_ps(_mm256_maskload_ps(pa.add(c + 8), m1), _mm256_maskload_ps(pb.add(c + 8), m1)),
+                    _mm256_mul_ps(
+                        _mm256_maskload_ps(pa.add(c + 8), m1),
+                        _mm256_maskload_ps(pb.add(c + 8), m1),
+                    ),
                 );
             }
             c += LANES;
@@ -330,9 +369,15 @@ mod x86 {
             // subtraction.
             unsafe {
                 let (m0, m1) = masks8(n - c);
-                let v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x.as_ptr().add(c), m0), mu), _mm256_castsi256_ps(m0));
+                let v = _mm256_and_ps(
+                    _mm256_sub_ps(_mm256_maskload_ps(x.as_ptr().add(c), m0), mu),
+                    _mm256_castsi256_ps(m0),
+                );
                 lo = _mm256_add_ps(lo, _mm256_mul_ps(v, v));
-                let v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x.as_ptr().add(c + 8), m1), mu), _mm256_castsi256_ps(m1));
+                let v = _mm256_and_ps(
+                    _mm256_sub_ps(_mm256_maskload_ps(x.as_ptr().add(c + 8), m1), mu),
+                    _mm256_castsi256_ps(m1),
+                );
                 hi = _mm256_add_ps(hi, _mm256_mul_ps(v, v));
             }
             c += LANES;
@@ -398,9 +443,17 @@ mod tests {
     #[test]
     fn variants_agree_bitwise() {
         for n in [0usize, 1, 15, 16, 17, 63, 65, 80, 512] {
-            let a: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 377.0).collect();
-            let b: Vec<f32> = (0..n).map(|i| ((i * 104729 % 997) as f32 - 480.0) / 411.0).collect();
-            let want = (Scalar::dot(&a, &b), Scalar::sum(&a), Scalar::sq_dev(&a, 0.3));
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 377.0)
+                .collect();
+            let b: Vec<f32> = (0..n)
+                .map(|i| ((i * 104729 % 997) as f32 - 480.0) / 411.0)
+                .collect();
+            let want = (
+                Scalar::dot(&a, &b),
+                Scalar::sum(&a),
+                Scalar::sq_dev(&a, 0.3),
+            );
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
             assert!((want.0 as f64 - exact).abs() < 1e-4 * (1.0 + exact.abs()));
             let exact_sq: f64 = a.iter().map(|x| (*x as f64 - 0.3).powi(2)).sum();
@@ -410,14 +463,28 @@ mod tests {
                 let mut y0 = b.clone();
                 Scalar::axpy(0.7, &a, &mut y0);
                 if std::arch::is_x86_feature_detected!("avx2") {
-                    assert_eq!((Avx2::dot(&a, &b), Avx2::sum(&a), Avx2::sq_dev(&a, 0.3)), want, "avx2, n={n}");
+                    assert_eq!(
+                        (Avx2::dot(&a, &b), Avx2::sum(&a), Avx2::sq_dev(&a, 0.3)),
+                        want,
+                        "avx2, n={n}"
+                    );
                     let mut y = b.clone();
                     Avx2::axpy(0.7, &a, &mut y);
                     assert_eq!(y, y0);
                     assert_eq!(Avx2::moments(&a, &b), Scalar::moments(&a, &b));
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
-                    assert_eq!((Avx512::dot(&a, &b), Avx512::sum(&a), Avx512::sq_dev(&a, 0.3)), want, "avx512, n={n}");
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                {
+                    assert_eq!(
+                        (
+                            Avx512::dot(&a, &b),
+                            Avx512::sum(&a),
+                            Avx512::sq_dev(&a, 0.3)
+                        ),
+                        want,
+                        "avx512, n={n}"
+                    );
                     let mut y = b.clone();
                     Avx512::axpy(0.7, &a, &mut y);
                     assert_eq!(y, y0);

@@ -24,13 +24,12 @@
 //!
 //! The E x E products are batched over the sequences as `gemm` calls.
 
-
 use icl_datagen::Batch;
 
 use super::isa::{dispatch, isa_methods, Isa};
 use super::linalg::{matmul, rm, tr};
-use super::simd::{Kernels, Scalar};
 use super::mlp::{logistic, MlpGrad, MlpRef, MlpWs};
+use super::simd::{Kernels, Scalar};
 use crate::model::Params;
 
 pub const LN_EPS: f32 = 1e-5;
@@ -111,8 +110,17 @@ impl Transformer {
 
     /// Logits of the first `rows` sequences of `batch` (also kept for the backward pass).
     pub fn forward(&mut self, p: &Params, batch: &Batch, rows: usize) -> &[f32] {
-        assert!(rows <= self.b_max && rows <= batch.b && batch.n <= self.n_max && batch.n >= 1 && batch.d == self.d);
-        dispatch!(self.isa, self.forward_body / forward_v4 / forward_v3 (p, batch, rows));
+        assert!(
+            rows <= self.b_max
+                && rows <= batch.b
+                && batch.n <= self.n_max
+                && batch.n >= 1
+                && batch.d == self.d
+        );
+        dispatch!(
+            self.isa,
+            self.forward_body / forward_v4 / forward_v3(p, batch, rows)
+        );
         &self.mlp.out[..rows]
     }
 
@@ -135,7 +143,12 @@ impl Transformer {
             }
             xq[d] = -m * rho;
             xq[d + 1] = -m * rho;
-            for (((u, x), g), bb) in self.un[b * e..(b + 1) * e].iter_mut().zip(xq.iter()).zip(gamma).zip(beta) {
+            for (((u, x), g), bb) in self.un[b * e..(b + 1) * e]
+                .iter_mut()
+                .zip(xq.iter())
+                .zip(gamma)
+                .zip(beta)
+            {
                 *u = g * x + bb;
             }
         }
@@ -186,14 +199,20 @@ impl Transformer {
             }
             zh[d] = wlo - wm;
             zh[d + 1] = whi - wm;
-            for (((z, zh), g), bb) in self.z[b * e..(b + 1) * e].iter_mut().zip(zh.iter()).zip(gamma).zip(beta) {
+            for (((z, zh), g), bb) in self.z[b * e..(b + 1) * e]
+                .iter_mut()
+                .zip(zh.iter())
+                .zip(gamma)
+                .zip(beta)
+            {
                 *z = g * zh + bb * asum;
             }
         }
         self.h0[..rows * e].copy_from_slice(&self.un[..rows * e]);
         matmul(rows, e, e, &mut self.h0, true, rm(&self.z, e), tr(wv, e));
 
-        self.mlp.forward::<K>(&MlpRef::from_slice(&p.data[3..9]), &self.h0, rows);
+        self.mlp
+            .forward::<K>(&MlpRef::from_slice(&p.data[3..9]), &self.h0, rows);
         self.last = (rows, n);
     }
 
@@ -207,7 +226,8 @@ impl Transformer {
     /// Overwrites the MLP activations, so call it after everything else.
     pub fn logits_without_attention(&mut self, p: &Params) -> &[f32] {
         let rows = self.last.0;
-        self.mlp.forward::<Scalar>(&MlpRef::from_slice(&p.data[3..9]), &self.un, rows);
+        self.mlp
+            .forward::<Scalar>(&MlpRef::from_slice(&p.data[3..9]), &self.un, rows);
         &self.mlp.out[..rows]
     }
 
@@ -216,9 +236,16 @@ impl Transformer {
     pub fn loss_and_grad(&mut self, p: &Params, batch: &Batch, g: &mut Params) -> (f64, usize) {
         let rows = batch.b;
         self.forward(p, batch, rows);
-        let (loss, correct) =
-            logistic(&self.mlp.out, |r| batch.target(r), rows, Some(&mut self.mlp.dout[..rows]));
-        dispatch!(self.isa, self.backward_body / backward_v4 / backward_v3 (p, batch, g));
+        let (loss, correct) = logistic(
+            &self.mlp.out,
+            |r| batch.target(r),
+            rows,
+            Some(&mut self.mlp.dout[..rows]),
+        );
+        dispatch!(
+            self.isa,
+            self.backward_body / backward_v4 / backward_v3(p, batch, g)
+        );
         (loss, correct)
     }
 
@@ -230,7 +257,9 @@ impl Transformer {
         let (d, e, n) = (self.d, self.e, batch.n);
         let (gamma, beta, qkv) = (&p.data[0], &p.data[1], &p.data[2]);
         let (wq, wk, wv) = (&qkv[..e * e], &qkv[e * e..2 * e * e], &qkv[2 * e * e..]);
-        let [dgamma, dbeta, dqkv, rest @ ..] = g.data.as_mut_slice() else { unreachable!() };
+        let [dgamma, dbeta, dqkv, rest @ ..] = g.data.as_mut_slice() else {
+            unreachable!()
+        };
         self.mlp.backward::<K>(
             &MlpRef::from_slice(&p.data[3..9]),
             &mut MlpGrad::from_slice(rest),

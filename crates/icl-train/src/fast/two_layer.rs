@@ -121,8 +121,17 @@ impl TwoLayer {
     }
 
     pub fn forward(&mut self, p: &Params, batch: &Batch, rows: usize) -> &[f32] {
-        assert!(rows <= self.b_max && rows <= batch.b && batch.n <= self.n_max && batch.n >= 1 && batch.d == self.d);
-        dispatch!(self.isa, self.forward_body / forward_v4 / forward_v3 (p, batch, rows));
+        assert!(
+            rows <= self.b_max
+                && rows <= batch.b
+                && batch.n <= self.n_max
+                && batch.n >= 1
+                && batch.d == self.d
+        );
+        dispatch!(
+            self.isa,
+            self.forward_body / forward_v4 / forward_v3(p, batch, rows)
+        );
         &self.out.out[..rows]
     }
 
@@ -142,7 +151,11 @@ impl TwoLayer {
             for j in 0..n {
                 let r = b * n + j;
                 let x = token_x(batch, b, j);
-                let (lo, hi) = if j + 1 < n { super::transformer::one_hot(batch.labels[r]) } else { (0.0, 0.0) };
+                let (lo, hi) = if j + 1 < n {
+                    super::transformer::one_hot(batch.labels[r])
+                } else {
+                    (0.0, 0.0)
+                };
                 let (m, rho) = ln_stats::<K>(x, lo, hi, e);
                 let xh = &mut self.xh[r * e..(r + 1) * e];
                 for (o, v) in xh[..d].iter_mut().zip(x) {
@@ -150,7 +163,12 @@ impl TwoLayer {
                 }
                 xh[d] = (lo - m) * rho;
                 xh[d + 1] = (hi - m) * rho;
-                for (((u, x), g), bb) in self.u[r * e..(r + 1) * e].iter_mut().zip(xh.iter()).zip(gamma).zip(beta) {
+                for (((u, x), g), bb) in self.u[r * e..(r + 1) * e]
+                    .iter_mut()
+                    .zip(xh.iter())
+                    .zip(gamma)
+                    .zip(beta)
+                {
                     *u = g * x + bb;
                 }
             }
@@ -163,12 +181,28 @@ impl TwoLayer {
         self.x1[..rr * e].copy_from_slice(&self.u[..rr * e]);
         for b in 0..rows {
             let (o, a) = (b * n * e, &mut self.att[b * n * n..(b + 1) * n * n]);
-            matmul(n, n, e, a, false, rm(&self.q1[o..], e), tr(&self.k1[o..], e));
+            matmul(
+                n,
+                n,
+                e,
+                a,
+                false,
+                rm(&self.q1[o..], e),
+                tr(&self.k1[o..], e),
+            );
             for i in 0..n {
                 let row = &mut a[i * n..(i + 1) * n];
                 causal_softmax_row(row, i);
             }
-            matmul(n, e, n, &mut self.x1[o..o + n * e], true, rm(a, n), rm(&self.v1[o..], e));
+            matmul(
+                n,
+                e,
+                n,
+                &mut self.x1[o..o + n * e],
+                true,
+                rm(a, n),
+                rm(&self.v1[o..], e),
+            );
         }
 
         // MLP_mid on every token.
@@ -178,7 +212,15 @@ impl TwoLayer {
         relu(&mut self.m1[..rr * h]);
         transpose(w2, h, h, &mut self.w2t);
         bias_rows(&mut self.m2, b2, rr);
-        matmul(rr, h, h, &mut self.m2, true, rm(&self.m1, h), rm(&self.w2t, h));
+        matmul(
+            rr,
+            h,
+            h,
+            &mut self.m2,
+            true,
+            rm(&self.m1, h),
+            rm(&self.w2t, h),
+        );
         relu(&mut self.m2[..rr * h]);
         bias_rows(&mut self.x2, b3, rr);
         matmul(rr, e, h, &mut self.x2, true, rm(&self.m2, h), tr(w3, h));
@@ -188,7 +230,15 @@ impl TwoLayer {
             let r = b * n + n - 1;
             self.x2n[b * e..(b + 1) * e].copy_from_slice(&self.x2[r * e..(r + 1) * e]);
         }
-        matmul(rows, e, e, &mut self.q2, false, rm(&self.x2n, e), tr(wq2, e));
+        matmul(
+            rows,
+            e,
+            e,
+            &mut self.q2,
+            false,
+            rm(&self.x2n, e),
+            tr(wq2, e),
+        );
         matmul(rows, e, e, &mut self.r2, false, rm(&self.q2, e), rm(wk2, e));
         for b in 0..rows {
             let r2 = &self.r2[b * e..(b + 1) * e];
@@ -207,7 +257,8 @@ impl TwoLayer {
         self.hq[..rows * e].copy_from_slice(&self.x2n[..rows * e]);
         matmul(rows, e, e, &mut self.hq, true, rm(&self.z2, e), tr(wv2, e));
 
-        self.out.forward::<K>(&MlpRef::from_slice(&p.data[10..16]), &self.hq, rows);
+        self.out
+            .forward::<K>(&MlpRef::from_slice(&p.data[10..16]), &self.hq, rows);
         self.last = (rows, n);
     }
 
@@ -220,15 +271,24 @@ impl TwoLayer {
     /// Logits of the last forward with the second layer's attention output at the query removed.
     pub fn logits_without_attention(&mut self, p: &Params) -> &[f32] {
         let rows = self.last.0;
-        self.out.forward::<Scalar>(&MlpRef::from_slice(&p.data[10..16]), &self.x2n, rows);
+        self.out
+            .forward::<Scalar>(&MlpRef::from_slice(&p.data[10..16]), &self.x2n, rows);
         &self.out.out[..rows]
     }
 
     pub fn loss_and_grad(&mut self, p: &Params, batch: &Batch, g: &mut Params) -> (f64, usize) {
         let rows = batch.b;
         self.forward(p, batch, rows);
-        let (loss, correct) = logistic(&self.out.out, |r| batch.target(r), rows, Some(&mut self.out.dout[..rows]));
-        dispatch!(self.isa, self.backward_body / backward_v4 / backward_v3 (p, batch, g));
+        let (loss, correct) = logistic(
+            &self.out.out,
+            |r| batch.target(r),
+            rows,
+            Some(&mut self.out.dout[..rows]),
+        );
+        dispatch!(
+            self.isa,
+            self.backward_body / backward_v4 / backward_v3(p, batch, g)
+        );
         (loss, correct)
     }
 
@@ -242,7 +302,9 @@ impl TwoLayer {
         let (wq2, wk2, wv2) = split3(&p.data[3], e);
         let mid = &p.data[4..10];
         let (front, dout) = g.data.split_at_mut(10);
-        let [dgamma, dbeta, dqkv1, dqkv2, dmid @ ..] = front else { unreachable!() };
+        let [dgamma, dbeta, dqkv1, dqkv2, dmid @ ..] = front else {
+            unreachable!()
+        };
 
         // Output MLP.
         self.out.backward::<K>(
@@ -256,7 +318,15 @@ impl TwoLayer {
         // Layer 2 at the query: its gradient reaches every x2_j.
         let (dwq2, dkv2) = dqkv2.split_at_mut(e * e);
         let (dwk2, dwv2) = dkv2.split_at_mut(e * e);
-        matmul(rows, e, e, &mut self.dz2, false, rm(&self.dhq, e), rm(wv2, e));
+        matmul(
+            rows,
+            e,
+            e,
+            &mut self.dz2,
+            false,
+            rm(&self.dhq, e),
+            rm(wv2, e),
+        );
         matmul(e, e, rows, dwv2, false, tr(&self.dhq, e), rm(&self.z2, e));
         for b in 0..rows {
             let dz = &self.dz2[b * e..(b + 1) * e];
@@ -279,20 +349,41 @@ impl TwoLayer {
                 K::axpy(ds, &self.x2[r * e..(r + 1) * e], dr);
             }
         }
-        matmul(rows, e, e, &mut self.dq2, false, rm(&self.dr2, e), tr(wk2, e));
+        matmul(
+            rows,
+            e,
+            e,
+            &mut self.dq2,
+            false,
+            rm(&self.dr2, e),
+            tr(wk2, e),
+        );
         matmul(e, e, rows, dwk2, false, tr(&self.q2, e), rm(&self.dr2, e));
         matmul(e, e, rows, dwq2, false, tr(&self.dq2, e), rm(&self.x2n, e));
         self.dtmp[..rows * e].copy_from_slice(&self.dhq[..rows * e]);
-        matmul(rows, e, e, &mut self.dtmp, true, rm(&self.dq2, e), rm(wq2, e));
+        matmul(
+            rows,
+            e,
+            e,
+            &mut self.dtmp,
+            true,
+            rm(&self.dq2, e),
+            rm(wq2, e),
+        );
         for b in 0..rows {
             let r = b * n + n - 1;
-            for (o, v) in self.dx2[r * e..(r + 1) * e].iter_mut().zip(&self.dtmp[b * e..(b + 1) * e]) {
+            for (o, v) in self.dx2[r * e..(r + 1) * e]
+                .iter_mut()
+                .zip(&self.dtmp[b * e..(b + 1) * e])
+            {
                 *o += v;
             }
         }
 
         // MLP_mid on every token.
-        let [dw1, db1, dw2, db2, dw3, db3] = dmid else { unreachable!() };
+        let [dw1, db1, dw2, db2, dw3, db3] = dmid else {
+            unreachable!()
+        };
         let (w1, w2, w3) = (&mid[0], &mid[2], &mid[4]);
         matmul(e, h, rr, dw3, false, tr(&self.dx2, e), rm(&self.m2, h));
         col_sums(&self.dx2, rr, e, db3);
@@ -311,8 +402,24 @@ impl TwoLayer {
             let o = b * n * e;
             let a = &self.att[b * n * n..(b + 1) * n * n];
             let ds = &mut self.ds[..n * n];
-            matmul(n, n, e, ds, false, rm(&self.dx1[o..], e), tr(&self.v1[o..], e));
-            matmul(n, e, n, &mut self.dv1[o..o + n * e], false, tr(a, n), rm(&self.dx1[o..], e));
+            matmul(
+                n,
+                n,
+                e,
+                ds,
+                false,
+                rm(&self.dx1[o..], e),
+                tr(&self.v1[o..], e),
+            );
+            matmul(
+                n,
+                e,
+                n,
+                &mut self.dv1[o..o + n * e],
+                false,
+                tr(a, n),
+                rm(&self.dx1[o..], e),
+            );
             for i in 0..n {
                 let (ar, dr) = (&a[i * n..(i + 1) * n], &mut ds[i * n..(i + 1) * n]);
                 let mut rowdot = 0f32;
@@ -320,11 +427,31 @@ impl TwoLayer {
                     rowdot += ar[j] * dr[j];
                 }
                 for j in 0..n {
-                    dr[j] = if j <= i { ar[j] * (dr[j] - rowdot) } else { 0.0 };
+                    dr[j] = if j <= i {
+                        ar[j] * (dr[j] - rowdot)
+                    } else {
+                        0.0
+                    };
                 }
             }
-            matmul(n, e, n, &mut self.dq1[o..o + n * e], false, rm(ds, n), rm(&self.k1[o..], e));
-            matmul(n, e, n, &mut self.dk1[o..o + n * e], false, tr(ds, n), rm(&self.q1[o..], e));
+            matmul(
+                n,
+                e,
+                n,
+                &mut self.dq1[o..o + n * e],
+                false,
+                rm(ds, n),
+                rm(&self.k1[o..], e),
+            );
+            matmul(
+                n,
+                e,
+                n,
+                &mut self.dk1[o..o + n * e],
+                false,
+                tr(ds, n),
+                rm(&self.q1[o..], e),
+            );
         }
         let (dwq1, dkv1) = dqkv1.split_at_mut(e * e);
         let (dwk1, dwv1) = dkv1.split_at_mut(e * e);
@@ -352,7 +479,11 @@ impl TwoLayer {
 /// W_Q, W_K, W_V of a packed `[3E, E]` tensor.
 #[inline(always)]
 fn split3(qkv: &[f32], e: usize) -> (&[f32], &[f32], &[f32]) {
-    (&qkv[..e * e], &qkv[e * e..2 * e * e], &qkv[2 * e * e..3 * e * e])
+    (
+        &qkv[..e * e],
+        &qkv[e * e..2 * e * e],
+        &qkv[2 * e * e..3 * e * e],
+    )
 }
 
 /// Row i of a causal score matrix: softmax over j <= i, zero for j > i (scale 1).
