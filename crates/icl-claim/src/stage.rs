@@ -168,3 +168,136 @@ pub fn check_outputs(task: &TaskSpec, bin: &str, allowed: &[&str]) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::Verdict;
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+
+    /// A toy claim: its number is `x`, judged once per N of `ns` when there are several.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ToyParams {
+        profile: String,
+        x: f64,
+        #[serde(default)]
+        ns: Vec<u64>,
+    }
+    impl Validate for ToyParams {
+        fn validate(&self) -> Vec<ParamError> {
+            let mut c = crate::params::Checker::default();
+            c.profile(&self.profile);
+            c.prob("x", self.x);
+            c.errors()
+        }
+    }
+    struct ToyAnalysis(f64);
+    impl ClaimAnalysis<ToyParams> for ToyAnalysis {
+        fn claim(&self, p: &ToyParams) -> Claim {
+            Claim {
+                claim: "C99".into(),
+                figure: "none".into(),
+                statement: "toy".into(),
+                paper_value: "-".into(),
+                value: self.0,
+                low: f64::NAN,
+                high: f64::NAN,
+                unit: "".into(),
+                profile: p.profile.clone(),
+                verdict: Verdict::Reproduced,
+                n_runs: 1,
+                details: serde_json::json!({"x": self.0, "third": 1.0 / 3.0, "bad": f64::NAN})
+                    .to_string(),
+            }
+        }
+        fn figure(&self, _: &ToyParams) -> Figure {
+            Figure::new("toy")
+        }
+    }
+    struct Toy;
+    impl PaperClaim for Toy {
+        const COMMAND: &'static str = "c99";
+        type Params = ToyParams;
+        type Analysis = ToyAnalysis;
+        fn analyze(_: &TaskSpec, p: &ToyParams) -> Result<Rungs<ToyAnalysis>> {
+            Ok(match p.ns.as_slice() {
+                [_, _, ..] => Rungs::PerN(
+                    p.ns.iter()
+                        .map(|&n| (n, ToyAnalysis(p.x * n as f64)))
+                        .collect(),
+                ),
+                _ => Rungs::Whole(ToyAnalysis(p.x)),
+            })
+        }
+    }
+    static CLAIMS: &[&dyn Command] = &[&Toy];
+    const STAGE: ClaimStage = ClaimStage {
+        bin: "icl-toy",
+        claims: CLAIMS,
+    };
+
+    fn task(dir: &Path, params: serde_json::Value, outputs: &[&str]) -> TaskSpec {
+        TaskSpec {
+            stage: "claim_c99".into(),
+            command: "c99".into(),
+            params,
+            inputs: BTreeMap::new(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            out_dir: dir.to_path_buf(),
+            resume_dir: None,
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn a_registered_claim_is_checked_run_and_written_by_the_generic_stage() {
+        // check: unknown command, unknown key, bad value, all named.
+        let e = STAGE.check("c98", &serde_json::json!({}));
+        assert_eq!(e[0].key, "command");
+        assert!(e[0].message.contains("allowed: c99"), "{}", e[0].message);
+        let e = STAGE.check(
+            "c99",
+            &serde_json::json!({"profile": "q", "x": 0.5, "y": 1}),
+        );
+        assert_eq!(e[0].key, "y");
+        let e = STAGE.check("c99", &serde_json::json!({"profile": "q", "x": 1.5}));
+        assert_eq!((e[0].key.as_str(), e.len()), ("x", 1));
+        assert!(STAGE
+            .check("c99", &serde_json::json!({"profile": "q", "x": 0.5}))
+            .is_empty());
+
+        // run: declared outputs only, details normalized, one rung judged as itself.
+        let dir = tempfile::tempdir().unwrap();
+        let ok = serde_json::json!({"profile": "q", "x": 0.25});
+        let bad = task(dir.path(), ok.clone(), &["claim", "checkpoint"]);
+        let err = format!("{:#}", STAGE.run(&bad).unwrap_err());
+        assert!(
+            err.contains("`checkpoint` is not produced by icl-toy"),
+            "{err}"
+        );
+        assert!(STAGE
+            .run(&task(dir.path(), ok.clone(), &["figure_png"]))
+            .is_err());
+        STAGE.run(&task(dir.path(), ok, &["claim"])).unwrap();
+        let rows = claim::read(&dir.path().join("claim.parquet")).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].value, 0.25);
+        assert_eq!(rows[0].details, r#"{"bad":null,"third":0.333333,"x":0.25}"#);
+
+        // several N: the largest N's number is the claim's, every rung in details.ladder.
+        let (c, fig) = STAGE
+            .evaluate(&task(
+                dir.path(),
+                serde_json::json!({"profile": "q", "x": 0.25, "ns": [8, 16]}),
+                &["claim"],
+            ))
+            .unwrap();
+        assert_eq!(c.value, 4.0);
+        let d: serde_json::Value = serde_json::from_str(&c.details).unwrap();
+        assert_eq!(d["ladder"]["headline_N"], 16);
+        assert_eq!(d["ladder"]["rows"].as_array().unwrap().len(), 2);
+        assert!(fig.title.unwrap().contains("N = 16"));
+    }
+}
