@@ -490,10 +490,16 @@ fn a_code_change_reruns_its_stage_and_identical_outputs_cut_off_downstream() {
     assert_eq!(ran(&o), 7, "{}", text(&o));
     let before = final_hashes(&d.path().join("data"));
 
-    // A comment-only change in the items stage's crate.
+    // A comment is not code: nothing would run.
     let lib = d.ws.join("crates/icl-datagen/src/lib.rs");
     let mut src = fs::read_to_string(&lib).unwrap();
-    src.push_str("\n// a comment that changes no output\n");
+    src.push_str("\n// a comment\n");
+    fs::write(&lib, &src).unwrap();
+    let o = d.icl(&["reproduce"]);
+    assert_eq!(ran(&o), 0, "{}", text(&o));
+
+    // A code change in the items stage's crate that changes no output.
+    src.push_str("\nconst _CHANGES_NO_OUTPUT: u8 = 0;\n");
     fs::write(&lib, src).unwrap();
     let o = d.icl(&["why", "items"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
@@ -516,7 +522,7 @@ fn a_code_change_reruns_its_stage_and_identical_outputs_cut_off_downstream() {
     // A workspace crate both binaries depend on (icl-store) invalidates both stages.
     let store = d.ws.join("crates/icl-store/src/lib.rs");
     let mut src = fs::read_to_string(&store).unwrap();
-    src.push_str("\n// shared\n");
+    src.push_str("\nconst _SHARED: u8 = 0;\n");
     fs::write(&store, src).unwrap();
     let o = d.icl(&["why", "testsets"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();

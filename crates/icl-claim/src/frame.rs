@@ -294,7 +294,7 @@ pub fn read_stacked<P: AsRef<Path>>(paths: &[P]) -> Result<DataFrame> {
 
 /// Expression for a run's training budget in iterations: `epochs x iters_per_epoch` when the
 /// summaries carry them (a run that stopped early still had that budget), else `iterations`.
-pub fn budget_expr(df: &DataFrame) -> polars::prelude::Expr {
+pub fn iteration_budget_expr(df: &DataFrame) -> polars::prelude::Expr {
     use polars::prelude::{col, DataType as P};
     if df.column("epochs").is_ok() && df.column("iters_per_epoch").is_ok() {
         col("epochs").cast(P::Float64) * col("iters_per_epoch").cast(P::Float64)

@@ -126,7 +126,7 @@ pub fn analyze(df: &DataFrame, p: &C7Params) -> Result<C7Analysis> {
     );
     // Per-N run counts and training budget through polars; quantiles need the censoring
     // logic below, so they are computed per run.
-    let budget_expr = crate::frame::budget_expr(df).max();
+    let budget_expr = crate::frame::iteration_budget_expr(df).max();
     let counts = df
         .clone()
         .lazy()

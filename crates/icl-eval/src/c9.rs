@@ -63,7 +63,7 @@ pub fn analyze(df: &DataFrame, p: &C9Params) -> Result<C9Analysis> {
     let iters = f64s(
         &df.clone()
             .lazy()
-            .select([crate::frame::budget_expr(df).alias("budget")])
+            .select([crate::frame::iteration_budget_expr(df).alias("budget")])
             .collect()?,
         "budget",
     )?;

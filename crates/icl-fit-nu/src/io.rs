@@ -164,7 +164,7 @@ impl Summary {
     }
 
     /// Training budget in gradient-flow time (learning rate times planned iterations).
-    pub fn budget(&self) -> f64 {
+    pub fn flow_time_budget(&self) -> f64 {
         self.lr * self.planned_iterations.unwrap_or(self.iterations)
     }
 }

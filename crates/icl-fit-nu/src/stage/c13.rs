@@ -371,7 +371,12 @@ fn kstar_checks(kruns: &[Run], mlp: &[Run], p: &C13Params) -> anyhow::Result<Vec
     let mut out = Vec::new();
     for ((n, b), runs) in groups {
         let beta0 = b as f64 / 1e6;
-        let budget = stats::median(&runs.iter().map(|r| r.summary.budget()).collect::<Vec<_>>());
+        let budget = stats::median(
+            &runs
+                .iter()
+                .map(|r| r.summary.flow_time_budget())
+                .collect::<Vec<_>>(),
+        );
         // I_K at the budget for every MLP run, then the law at that time.
         let mut per_k: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
         let mut covered = 0usize;
