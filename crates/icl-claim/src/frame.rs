@@ -151,58 +151,22 @@ fn convert(a: &dyn Array) -> Option<Col> {
     fn opt<T: Copy>(a: &dyn Array, i: usize, v: T) -> Option<T> {
         a.is_valid(i).then_some(v)
     }
+    // Every width of a signed integer, unsigned integer or float is read through one lossless
+    // cast to its 64-bit type (nulls stay null).
+    fn widened<T: adt::ArrowPrimitiveType>(a: &dyn Array) -> Option<Vec<Option<T::Native>>> {
+        let w = arrow::compute::cast(a, &T::DATA_TYPE).ok()?;
+        let p = w.as_primitive::<T>();
+        Some((0..w.len()).map(|i| opt(&w, i, p.value(i))).collect())
+    }
     let n = a.len();
     Some(match a.data_type() {
-        DataType::Int8 => Col::I(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::Int8Type>().value(i) as i64))
-                .collect(),
-        ),
-        DataType::Int16 => Col::I(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::Int16Type>().value(i) as i64))
-                .collect(),
-        ),
-        DataType::Int32 => Col::I(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::Int32Type>().value(i) as i64))
-                .collect(),
-        ),
-        DataType::Int64 => Col::I(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::Int64Type>().value(i)))
-                .collect(),
-        ),
-        DataType::UInt8 => Col::U(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::UInt8Type>().value(i) as u64))
-                .collect(),
-        ),
-        DataType::UInt16 => Col::U(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::UInt16Type>().value(i) as u64))
-                .collect(),
-        ),
-        DataType::UInt32 => Col::U(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::UInt32Type>().value(i) as u64))
-                .collect(),
-        ),
-        DataType::UInt64 => Col::U(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::UInt64Type>().value(i)))
-                .collect(),
-        ),
-        DataType::Float32 => Col::F(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::Float32Type>().value(i) as f64))
-                .collect(),
-        ),
-        DataType::Float64 => Col::F(
-            (0..n)
-                .map(|i| opt(a, i, a.as_primitive::<adt::Float64Type>().value(i)))
-                .collect(),
-        ),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            Col::I(widened::<adt::Int64Type>(a)?)
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            Col::U(widened::<adt::UInt64Type>(a)?)
+        }
+        DataType::Float32 | DataType::Float64 => Col::F(widened::<adt::Float64Type>(a)?),
         DataType::Boolean => Col::B((0..n).map(|i| opt(a, i, a.as_boolean().value(i))).collect()),
         DataType::Utf8 => {
             let s = a.as_string::<i32>();

@@ -77,20 +77,7 @@ fn report_and_claims_table() {
         .map(|v| v.unwrap())
         .collect();
     assert_eq!(ids, ["C1", "C2", "C9", "C10"]);
-    for col in [
-        "claim",
-        "figure",
-        "statement",
-        "paper_value",
-        "value",
-        "low",
-        "high",
-        "unit",
-        "profile",
-        "verdict",
-        "n_runs",
-        "details",
-    ] {
+    for col in icl_claim::claim::COLUMNS {
         assert!(df.column(col).is_ok(), "column {col}");
     }
     let verdicts: Vec<&str> = df
