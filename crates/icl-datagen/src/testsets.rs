@@ -298,5 +298,6 @@ fn gather(n: usize, items: &ItemSet, ids: &[u32], labels: Vec<f32>) -> Batch {
         x,
         labels,
         item_ids: ids.to_vec(),
+        ..Batch::new(0, n, d)
     }
 }

@@ -23,7 +23,12 @@ fn runs_table_of_the_quick_transition_sweep_reads_back_in_polars() {
         "{} is missing: build every binary first (`make test` does)",
         icl.display()
     );
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read at run time: cargo reuses a workspace member's test binary across clones that share
+    // one target dir, so a path baked in at compile time can name another clone.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let repo = manifest.join("../..");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("runs.parquet");
     let st = Command::new(&icl)

@@ -331,7 +331,12 @@ mod tests {
 
     /// Copy the real workspace's manifests and `src/` trees (what fingerprints read).
     fn copy_workspace(to: &Path) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // Read at run time: cargo reuses a workspace member's test binary across clones that
+        // share one target dir, so a path baked in at compile time can name another clone.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        let root = manifest.join("../..");
         fs::copy(root.join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
         fn copy_dir(from: &Path, to: &Path) {
             fs::create_dir_all(to).unwrap();

@@ -71,7 +71,7 @@ impl TrainSource {
         let sampler = Sampler::new(data, p.n, p.context, p.seed)?;
         Ok(TrainSource {
             kind: SourceKind::Sequences(Box::new(sampler)),
-            batch: Batch::new(p.batch, p.n, p.d),
+            batch: Batch::by_reference(p.batch, p.n, p.d),
         })
     }
 

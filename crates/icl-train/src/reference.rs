@@ -72,7 +72,7 @@ impl Reference {
         for b in 0..rows {
             for j in 0..n {
                 let o = (b * n + j) * e;
-                t[o..o + d].copy_from_slice(&batch.x[(b * n + j) * d..(b * n + j + 1) * d]);
+                t[o..o + d].copy_from_slice(batch.token(b, j));
                 if j + 1 < n {
                     let (lo, hi) = one_hot(batch.labels[b * n + j]);
                     t[o + d] = lo;
@@ -84,7 +84,10 @@ impl Reference {
     }
 
     fn items(&self, batch: &Batch, rows: usize) -> anyhow::Result<Tensor> {
-        let x = batch.x[..rows * batch.n * batch.d].to_vec();
+        let x: Vec<f32> = (0..rows * batch.n)
+            .flat_map(|t| batch.token(t / batch.n, t % batch.n))
+            .copied()
+            .collect();
         Ok(Tensor::from_vec(x, (rows, batch.n, batch.d), &Device::Cpu)?.to_dtype(self.dtype)?)
     }
 
