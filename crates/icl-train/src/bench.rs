@@ -52,6 +52,37 @@ struct BenchArgs {
     /// Python interpreter for the reference.
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Only this one setting, MODEL:N:K:WIDTH (e.g. transformer:100:2000:64, K `inf` allowed):
+    /// prints `it/s=` for comparing two builds on one cell (alternate them; see the README).
+    #[arg(long, value_name = "MODEL:N:K:WIDTH")]
+    only: Option<String>,
+}
+
+/// `--only`: one setting's rate.
+fn only_rate(spec: &str, seconds: f64) -> anyhow::Result<f64> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [model, n, k, width] = parts[..] else {
+        anyhow::bail!("--only {spec:?}: expected MODEL:N:K:WIDTH, e.g. transformer:100:2000:64");
+    };
+    let model: ModelKind = serde_json::from_value(serde_json::Value::String(model.into()))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--only {spec:?}: MODEL must be transformer, two_layer, minimal or mlp_only"
+            )
+        })?;
+    let k =
+        if k == "inf" {
+            NumItems::Infinite
+        } else {
+            NumItems::Finite(k.parse().map_err(|_| {
+                anyhow::anyhow!("--only {spec:?}: K must be a positive integer or inf")
+            })?)
+        };
+    let parse = |v: &str, what: &str| -> anyhow::Result<usize> {
+        v.parse()
+            .map_err(|_| anyhow::anyhow!("--only {spec:?}: {what} must be a positive integer"))
+    };
+    model_step_rate(model, parse(n, "N")?, k, parse(width, "WIDTH")?, seconds)
 }
 
 /// Query-only FLOPs of one training iteration (see the module docs).
@@ -347,6 +378,10 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     } else {
         a.seconds
     };
+    if let Some(spec) = &a.only {
+        println!("it/s={:.1}", only_rate(spec, secs)?);
+        return Ok(());
+    }
     println!("icl-train bench: one thread, release build; query-only FLOPs = 2B(3EH + 3H^2 + 2H + 9E^2 + 4NE)");
 
     let (peak, isa) = peak_gflops(if a.quick { 0.3 } else { 1.0 });

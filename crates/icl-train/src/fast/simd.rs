@@ -132,8 +132,16 @@ mod x86 {
         let n = a.len().min(b.len());
         let mut acc = _mm512_setzero_ps();
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        // Whole blocks unmasked, then the masked tail: the same additions in the same order
+        // as masking every block (a mask per block cost ~12% of the transformer's forward).
         let mut c = 0;
-        while c < n {
+        while c + LANES <= n {
+            // SAFETY: lanes c..c+16 are inside both slices.
+            let (x, y) = unsafe { (_mm512_loadu_ps(pa.add(c)), _mm512_loadu_ps(pb.add(c))) };
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
+            c += LANES;
+        }
+        if c < n {
             let k = mask16(n - c);
             // SAFETY: masked loads touch only lanes c..n of both slices.
             let (x, y) = unsafe {
@@ -143,7 +151,6 @@ mod x86 {
                 )
             };
             acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
-            c += LANES;
         }
         // SAFETY: features enabled on this function.
         unsafe { tree512(acc) }
@@ -195,7 +202,18 @@ mod x86 {
         let a = _mm512_set1_ps(alpha);
         let (px, py) = (x.as_ptr(), y.as_mut_ptr());
         let mut c = 0;
-        while c < n {
+        while c + LANES <= n {
+            // SAFETY: lanes c..c+16 are inside both slices.
+            unsafe {
+                let v = _mm512_add_ps(
+                    _mm512_loadu_ps(py.add(c)),
+                    _mm512_mul_ps(a, _mm512_loadu_ps(px.add(c))),
+                );
+                _mm512_storeu_ps(py.add(c), v);
+            }
+            c += LANES;
+        }
+        if c < n {
             let k = mask16(n - c);
             // SAFETY: masked loads and stores touch only lanes c..n of both slices.
             unsafe {
@@ -205,7 +223,6 @@ mod x86 {
                 );
                 _mm512_mask_storeu_ps(py.add(c), k, v);
             }
-            c += LANES;
         }
     }
 
@@ -246,13 +263,21 @@ mod x86 {
         );
         let mut c = 0;
         while c < n {
-            let k = mask16(n - c);
-            // SAFETY: masked loads touch only lanes c..n of both slices.
+            // SAFETY: whole blocks load lanes c..c+16, inside both slices; the tail's masked
+            // loads touch only lanes c..n (same sums as masking every block).
             let (v, w) = unsafe {
-                (
-                    _mm512_maskz_loadu_ps(k, x.as_ptr().add(c)),
-                    _mm512_maskz_loadu_ps(k, r.as_ptr().add(c)),
-                )
+                if c + LANES <= n {
+                    (
+                        _mm512_loadu_ps(x.as_ptr().add(c)),
+                        _mm512_loadu_ps(r.as_ptr().add(c)),
+                    )
+                } else {
+                    let k = mask16(n - c);
+                    (
+                        _mm512_maskz_loadu_ps(k, x.as_ptr().add(c)),
+                        _mm512_maskz_loadu_ps(k, r.as_ptr().add(c)),
+                    )
+                }
             };
             s1 = _mm512_add_ps(s1, v);
             s2 = _mm512_add_ps(s2, _mm512_mul_ps(v, v));
