@@ -16,6 +16,14 @@ pub trait Kernels {
     fn sq_dev(x: &[f32], mean: f32) -> f32;
     /// `y[i] += alpha * x[i]` over the common length (element-wise: the same bits everywhere).
     fn axpy(alpha: f32, x: &[f32], y: &mut [f32]);
+    /// `y += w[j] * x(j)` for j = 0, 1, .. in that order: the bits of calling [`Kernels::axpy`]
+    /// once per row, with `y` kept in registers between rows (a masked store followed by a
+    /// masked load of the same lanes cannot be forwarded, which made the per-row calls stall).
+    fn axpy_rows<'a>(w: &[f32], x: impl Fn(usize) -> &'a [f32], y: &mut [f32]) {
+        for (j, wj) in w.iter().enumerate() {
+            Self::axpy(*wj, x(j), y);
+        }
+    }
     /// `(sum_i x[i], sum_i x[i]^2, sum_i x[i] r[i])` in one pass over `x`.
     fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32);
 }
@@ -252,6 +260,42 @@ mod x86 {
         }
     }
 
+    /// [`Kernels::axpy_rows`] on 64-float chunks of `y` held in four registers.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq,avx2")]
+    unsafe fn axpy_rows512<'a>(w: &[f32], x: impl Fn(usize) -> &'a [f32], y: &mut [f32]) {
+        let n = y.len();
+        let py = y.as_mut_ptr();
+        for c0 in (0..n).step_by(4 * LANES) {
+            let k: [u16; 4] = std::array::from_fn(|v| {
+                let c = c0 + v * LANES;
+                if c < n {
+                    mask16(n - c)
+                } else {
+                    0
+                }
+            });
+            // SAFETY: masked loads and stores touch only lanes < n of y and of each row (every
+            // row is checked to be at least as long as y).
+            unsafe {
+                let mut acc: [__m512; 4] =
+                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(k[v], py.add(c0 + v * LANES)));
+                for (j, wj) in w.iter().enumerate() {
+                    let xr = x(j);
+                    assert!(xr.len() >= n);
+                    let a = _mm512_set1_ps(*wj);
+                    for (v, acc) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_maskz_loadu_ps(k[v], xr.as_ptr().add(c0 + v * LANES));
+                        *acc = _mm512_add_ps(*acc, _mm512_mul_ps(a, xv));
+                    }
+                }
+                for (v, acc) in acc.iter().enumerate() {
+                    _mm512_mask_storeu_ps(py.add(c0 + v * LANES), k[v], *acc);
+                }
+            }
+        }
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq,avx2")]
     unsafe fn moments512(x: &[f32], r: &[f32]) -> (f32, f32, f32) {
@@ -429,6 +473,10 @@ mod x86 {
         #[inline(always)]
         fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
             unsafe { axpy512(alpha, x, y) }
+        }
+        #[inline(always)]
+        fn axpy_rows<'a>(w: &[f32], x: impl Fn(usize) -> &'a [f32], y: &mut [f32]) {
+            unsafe { axpy_rows512(w, x, y) }
         }
         #[inline(always)]
         fn moments(x: &[f32], r: &[f32]) -> (f32, f32, f32) {

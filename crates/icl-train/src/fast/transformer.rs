@@ -186,14 +186,15 @@ impl Transformer {
             let zx = &mut self.v2[..e];
             zx.fill(0.0);
             let (mut wm, mut wlo, mut whi) = (0f32, 0f32, 0f32);
-            for (j, aj) in a.iter().enumerate() {
-                let w = aj * self.rstd[b * n + j];
+            let wts = &mut self.da[..n];
+            for (j, (w, aj)) in wts.iter_mut().zip(a.iter()).enumerate() {
+                *w = aj * self.rstd[b * n + j];
                 let (lo, hi) = label_part(batch, b, j);
-                K::axpy(w, token_x(batch, b, j), &mut zx[..d]);
-                wm += w * self.mean[b * n + j];
-                wlo += w * lo;
-                whi += w * hi;
+                wm += *w * self.mean[b * n + j];
+                wlo += *w * lo;
+                whi += *w * hi;
             }
+            K::axpy_rows(wts, |j| token_x(batch, b, j), &mut zx[..d]);
             let zh = &mut self.zhat[b * e..(b + 1) * e];
             for (o, v) in zh[..d].iter_mut().zip(&zx[..d]) {
                 *o = v - wm;
@@ -300,16 +301,17 @@ impl Transformer {
             let gx = &mut self.v2[..e];
             gx.fill(0.0);
             let (mut ssum, mut vm, mut vlo, mut vhi) = (0f32, 0f32, 0f32, 0f32);
-            for (j, (daj, aj)) in da.iter().zip(a).enumerate() {
-                let ds = aj * (daj - abar);
+            for (j, (daj, aj)) in da.iter_mut().zip(a).enumerate() {
+                let ds = aj * (*daj - abar);
                 ssum += ds;
                 let v = ds * self.rstd[b * n + j];
                 let (lo, hi) = label_part(batch, b, j);
-                K::axpy(v, token_x(batch, b, j), &mut gx[..d]);
                 vm += v * self.mean[b * n + j];
                 vlo += v * lo;
                 vhi += v * hi;
+                *daj = v; // da_j is not needed again: its slot holds row j's weight
             }
+            K::axpy_rows(da, |j| token_x(batch, b, j), &mut gx[..d]);
             for o in gx[..d].iter_mut() {
                 *o -= vm;
             }
