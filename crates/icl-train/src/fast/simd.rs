@@ -566,4 +566,45 @@ mod tests {
             }
         }
     }
+
+    /// `axpy_rows` (accumulator in registers) gives the bits of one `axpy` per row, on every
+    /// variant, for lengths around the 16- and 64-lane edges.
+    #[test]
+    fn axpy_rows_equals_axpy_per_row() {
+        for d in [1usize, 15, 16, 17, 63, 64, 65, 130] {
+            let rows: Vec<Vec<f32>> = (0..7)
+                .map(|j| {
+                    (0..d)
+                        .map(|i| (((i + 31 * j) * 7919 % 1013) as f32 - 500.0) / 377.0)
+                        .collect()
+                })
+                .collect();
+            let w: Vec<f32> = (0..7).map(|j| (j as f32 - 3.3) / 2.7).collect();
+            let y0: Vec<f32> = (0..d).map(|i| (i as f32).sin()).collect();
+            let mut want = y0.clone();
+            for (j, wj) in w.iter().enumerate() {
+                Scalar::axpy(*wj, &rows[j], &mut want);
+            }
+            let mut got = y0.clone();
+            Scalar::axpy_rows(&w, |j| &rows[j], &mut got);
+            assert_eq!(got, want, "scalar, d={d}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    let mut got = y0.clone();
+                    Avx2::axpy_rows(&w, |j| &rows[j], &mut got);
+                    assert_eq!(got, want, "avx2, d={d}");
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                {
+                    let mut got = y0.clone();
+                    Avx512::axpy_rows(&w, |j| &rows[j], &mut got);
+                    assert_eq!(got, want, "avx512, d={d}");
+                }
+            }
+        }
+    }
 }
