@@ -364,7 +364,8 @@ fn prefetch_token(batch: &Batch, b: usize, j: usize) {
     if batch.items.is_none() {
         return;
     }
-    // j < 2n here (PREFETCH_AHEAD is far below any N that needs it): no division per token.
+    // Past the end of sequence b: the next sequence (clamped to its last token when N <=
+    // PREFETCH_AHEAD), with no division per token.
     let (b, j) = if j < batch.n {
         (b, j)
     } else {
