@@ -64,20 +64,12 @@ fn only_rate(spec: &str, seconds: f64) -> anyhow::Result<f64> {
     let [model, n, k, width] = parts[..] else {
         anyhow::bail!("--only {spec:?}: expected MODEL:N:K:WIDTH, e.g. transformer:100:2000:64");
     };
-    let model: ModelKind = serde_json::from_value(serde_json::Value::String(model.into()))
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "--only {spec:?}: MODEL must be transformer, two_layer, minimal or mlp_only"
-            )
-        })?;
-    let k =
-        if k == "inf" {
-            NumItems::Infinite
-        } else {
-            NumItems::Finite(k.parse().map_err(|_| {
-                anyhow::anyhow!("--only {spec:?}: K must be a positive integer or inf")
-            })?)
-        };
+    let model: ModelKind = model
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--only {spec:?}: {e}"))?;
+    let k: NumItems = k
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--only {spec:?}: K: {e}"))?;
     let parse = |v: &str, what: &str| -> anyhow::Result<usize> {
         v.parse()
             .map_err(|_| anyhow::anyhow!("--only {spec:?}: {what} must be a positive integer"))
