@@ -482,18 +482,7 @@ mod tests {
     /// the path either.
     #[test]
     fn k_inf_batches_are_identical_on_every_isa() {
-        let mut isas = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                isas.push(Isa::Avx2);
-            }
-            if Isa::detect() == Isa::Avx512 {
-                isas.push(Isa::Avx512);
-            }
-        }
+        let isas = Isa::available();
         for (n, d, b) in [(100usize, 63usize, 16usize), (7, 5, 9), (2, 1, 3)] {
             let run = |isa: Isa| {
                 let mut s =

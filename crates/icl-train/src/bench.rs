@@ -152,6 +152,32 @@ pub fn model_step_rate(
     Ok(best)
 }
 
+/// CPU seconds to draw one training batch alone, best of [`WINDOWS`] windows: for K = inf,
+/// N x D fresh normals per sequence, labels and the query copy; for finite K, items copied from
+/// the table. A step is its drawing plus work that does not depend on K, so with t_f the finite-K
+/// step time, t_f / (t_f - draw(K) + draw(inf)) predicts the K = inf / finite-K ratio while
+/// drawing stays on the training thread (on the Xeon it matched the measured ratio to 0.01; on
+/// a Zen 4 EPYC the measured ratio comes out above it, drawing costing less inside the step).
+pub fn draw_seconds(n: usize, k: NumItems, seconds: f64) -> anyhow::Result<f64> {
+    let p = bench_params(n, k, 64);
+    let items = k.finite().map(|k| Arc::new(generate_items(k, p.d, 0)));
+    let mut source = TrainSource::new(&p, items)?;
+    for _ in 0..3 {
+        std::hint::black_box(source.next_batch());
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..WINDOWS {
+        let t = cpu_seconds();
+        let mut iters = 0u64;
+        while cpu_seconds() - t < seconds / WINDOWS as f64 || iters < 2 {
+            std::hint::black_box(source.next_batch());
+            iters += 1;
+        }
+        best = best.min((cpu_seconds() - t) / iters as f64);
+    }
+    Ok(best)
+}
+
 /// Measurement windows per rate (the PyTorch reference uses the same number).
 pub const WINDOWS: usize = 5;
 
@@ -417,6 +443,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     println!();
     let s = if a.quick { 0.3 } else { 0.8 };
     let mut ratios_n100 = Vec::new();
+    let mut finite_n100 = Vec::new();
     for &n in ns {
         print!("{n:>6}");
         for &w in ws {
@@ -425,11 +452,38 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             print!(" | {f:>9.0} | {i:>9.0}");
             if n == 100 {
                 ratios_n100.push(format!("width {w} {:.2}", i / f));
+                finite_n100.push((w, f));
             }
         }
         println!();
     }
     println!("K=inf / K=2000 at N=100: {}", ratios_n100.join(", "));
+    // The ratio predicted from the drawing times: drawing the batch is serial work on the
+    // training thread (rates are per CPU second), so K = inf pays its extra drawing time on
+    // every step (see `draw_seconds`).
+    let draw_f = draw_seconds(100, NumItems::Finite(2000), s / 2.0)?;
+    let draw_i = draw_seconds(100, NumItems::Infinite, s / 2.0)?;
+    let ceilings: Vec<String> = finite_n100
+        .iter()
+        .map(|&(w, f)| format!("width {w} {:.2}", (1.0 / f) / (1.0 / f - draw_f + draw_i)))
+        .collect();
+    println!(
+        "batch drawing alone at N=100, ms: K=2000 {:.3}, K=inf {:.3}; ratio that predicts: {}",
+        1e3 * draw_f,
+        1e3 * draw_i,
+        ceilings.join(", ")
+    );
+    // The generator alone on each kernel this CPU has (same bits on all): the K=inf drawing
+    // above runs the last one listed. One call per sequence, as the sampler makes them: N - 1 = 99 context items of D = 63.
+    let kernels = icl_datagen::kinf_kernel_seconds(99 * 63, 128, WINDOWS, &cpu_seconds);
+    let kernels: Vec<String> = kernels
+        .iter()
+        .map(|(name, t)| format!("{name} {:.3}", 1e3 * 128.0 * t))
+        .collect();
+    println!(
+        "K=inf normals alone per batch (128 sequences x 99 x 63) by kernel, ms: {}",
+        kernels.join(", ")
+    );
 
     println!(
         "\nother models, it/s (batch 128, one thread; K=2000 | K=inf; mlp_only: K=2000 items):"
