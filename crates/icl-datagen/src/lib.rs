@@ -32,7 +32,7 @@ mod testsets;
 
 pub use error::DatagenError;
 pub use items::{assign_labels, generate_items, ItemSet, DEFAULT_D};
-pub use normal::kinf_kernel_seconds;
+pub use normal::{kinf_kernels, KinfDraw};
 pub use num_items::NumItems;
 pub use sampler::{Batch, ContextMode, Sampler, SamplerState, TrainData, NO_ITEM};
 pub use testsets::{

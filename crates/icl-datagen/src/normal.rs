@@ -205,34 +205,27 @@ impl Isa {
     }
 }
 
-/// CPU seconds per call of the K = inf generator filling `len` normals, for each kernel this CPU
-/// can run (portable always; AVX2 and AVX-512 where present), best of `windows` windows of
-/// `calls` calls, timed by `clock`. For `icl-train bench`, which prints what each kernel costs on
-/// the machine at hand (all of them draw the same bits).
-pub fn kinf_kernel_seconds(
-    len: usize,
-    calls: usize,
-    windows: usize,
-    clock: &dyn Fn() -> f64,
-) -> Vec<(&'static str, f64)> {
-    let mut words = [0u32; SEED_WORDS];
-    let mut out = vec![0f32; len];
+/// Draws one sequence's normals with one kernel (see [`kinf_kernels`]).
+pub type KinfDraw = Box<dyn FnMut()>;
+
+/// One K = inf generator per kernel this CPU can run (portable always; AVX2 and AVX-512 where
+/// present), named, each a call that draws one sequence of `len` normals as the sampler does (new
+/// seed words from the ChaCha8 stream, then the lanes). For `icl-train bench`, which times them:
+/// all draw the same bits, so only their speed differs.
+pub fn kinf_kernels(len: usize) -> Vec<(&'static str, KinfDraw)> {
     Isa::available()
         .into_iter()
         .map(|isa| {
             let mut rng = crate::rng_for(1, 3);
             let mut g = KinfNormals::new(isa);
-            let mut best = f64::INFINITY;
-            for _ in 0..windows.max(1) {
-                let t = clock();
-                for _ in 0..calls.max(1) {
-                    rng.fill(&mut words);
-                    g.fill(&words, &mut out, 0.126);
-                    std::hint::black_box(&out);
-                }
-                best = best.min((clock() - t) / calls.max(1) as f64);
-            }
-            (isa.name(), best)
+            let mut words = [0u32; SEED_WORDS];
+            let mut out = vec![0f32; len];
+            let call = move || {
+                rng.fill(&mut words);
+                g.fill(&words, &mut out, 0.126);
+                std::hint::black_box(&out);
+            };
+            (isa.name(), Box::new(call) as KinfDraw)
         })
         .collect()
 }
@@ -262,6 +255,99 @@ fn lanes_next(s: &mut Lanes) -> [u32; LANES] {
         s[3][l] = s[3][l].rotate_left(11);
     }
     out
+}
+
+/// The 16 lanes in AVX-512 registers, one per state row.
+#[cfg(target_arch = "x86_64")]
+type Lanes512 = [std::arch::x86_64::__m512i; 4];
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn lanes_load512(s: &Lanes) -> Lanes512 {
+    use std::arch::x86_64::*;
+    // SAFETY: reads one 16-lane state row.
+    std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn lanes_store512(v: &Lanes512, s: &mut Lanes) {
+    use std::arch::x86_64::*;
+    for (row, x) in s.iter_mut().zip(v) {
+        // SAFETY: stores one 16-lane state row.
+        unsafe { _mm512_storeu_si512(row.as_mut_ptr() as *mut _, *x) };
+    }
+}
+
+/// [`lanes_next`] on AVX-512: the 16 lanes' words.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn lanes_next512(v: &mut Lanes512) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    let [s0, s1, s2, s3] = *v;
+    let u = _mm512_add_epi32(_mm512_rol_epi32::<7>(_mm512_add_epi32(s0, s3)), s0);
+    let tt = _mm512_slli_epi32::<9>(s1);
+    let s2 = _mm512_xor_si512(s2, s0);
+    let s3 = _mm512_xor_si512(s3, s1);
+    let s1 = _mm512_xor_si512(s1, s2);
+    let s0 = _mm512_xor_si512(s0, s3);
+    let s2 = _mm512_xor_si512(s2, tt);
+    *v = [s0, s1, s2, _mm512_rol_epi32::<11>(s3)];
+    u
+}
+
+/// The 16 lanes in AVX2 registers: two 8-lane halves (lanes 8h .. 8h + 8) per state row.
+#[cfg(target_arch = "x86_64")]
+type Lanes256 = [[std::arch::x86_64::__m256i; 2]; 4];
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lanes_load256(s: &Lanes) -> Lanes256 {
+    use std::arch::x86_64::*;
+    // SAFETY: reads 8 lanes inside a 16-lane state row.
+    std::array::from_fn(|r| {
+        std::array::from_fn(|h| unsafe {
+            _mm256_loadu_si256(s[r].as_ptr().add(8 * h) as *const __m256i)
+        })
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lanes_store256(v: &Lanes256, s: &mut Lanes) {
+    use std::arch::x86_64::*;
+    for (row, halves) in s.iter_mut().zip(v) {
+        for (h, x) in halves.iter().enumerate() {
+            // SAFETY: stores 8 lanes inside a 16-lane state row.
+            unsafe { _mm256_storeu_si256(row.as_mut_ptr().add(8 * h) as *mut __m256i, *x) };
+        }
+    }
+}
+
+/// [`lanes_next`] on AVX2 for half `h` (lanes 8h .. 8h + 8): their 8 words.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lanes_next256(v: &mut Lanes256, h: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    // No vector rotate before AVX-512; r is a constant after inlining.
+    let rotl = |x: __m256i, r: i32| -> __m256i {
+        _mm256_or_si256(
+            _mm256_sll_epi32(x, _mm_cvtsi32_si128(r)),
+            _mm256_srl_epi32(x, _mm_cvtsi32_si128(32 - r)),
+        )
+    };
+    let [s0, s1, s2, s3] = [v[0][h], v[1][h], v[2][h], v[3][h]];
+    let u = _mm256_add_epi32(rotl(_mm256_add_epi32(s0, s3), 7), s0);
+    let tt = _mm256_slli_epi32::<9>(s1);
+    let s2 = _mm256_xor_si256(s2, s0);
+    let s3 = _mm256_xor_si256(s3, s1);
+    let s1 = _mm256_xor_si256(s1, s2);
+    let s0 = _mm256_xor_si256(s0, s3);
+    let s2 = _mm256_xor_si256(s2, tt);
+    [v[0][h], v[1][h], v[2][h], v[3][h]] = [s0, s1, s2, rotl(s3, 11)];
+    u
 }
 
 /// Lane l's state is words l, 16 + l, 32 + l, 48 + l (an all-zero state, probability 2^-128,
@@ -427,26 +513,14 @@ impl KinfNormals {
         use std::arch::x86_64::*;
         let t = tables();
         let t32 = tables32();
-        // SAFETY (loads): each reads 16 values inside a 128-entry table or a 16-lane state row.
+        // SAFETY (loads): each reads 16 values inside a 128-entry table.
         let ld = |p: *const f32, q: usize| unsafe { _mm512_loadu_ps(p.add(16 * q)) };
         let ws: [__m512; 8] = std::array::from_fn(|q| ld(self.ws.1.as_ptr(), q));
         let wu: [__m512; 8] = std::array::from_fn(|q| ld(t32.wu.as_ptr(), q));
         let ft: [__m512; 8] = std::array::from_fn(|q| ld(t32.f.as_ptr(), q));
         let fd: [__m512; 8] = std::array::from_fn(|q| ld(t32.fd.as_ptr(), q));
         let kt: [__m512; 8] = std::array::from_fn(|q| ld(t.k.as_ptr() as *const f32, q));
-        let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] =
-            std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
-        let mut step = || {
-            let u = _mm512_add_epi32(_mm512_rol_epi32::<7>(_mm512_add_epi32(s0, s3)), s0);
-            let tt = _mm512_slli_epi32::<9>(s1);
-            s2 = _mm512_xor_si512(s2, s0);
-            s3 = _mm512_xor_si512(s3, s1);
-            s1 = _mm512_xor_si512(s1, s2);
-            s0 = _mm512_xor_si512(s0, s3);
-            s2 = _mm512_xor_si512(s2, tt);
-            s3 = _mm512_rol_epi32::<11>(s3);
-            u
-        };
+        let mut st = lanes_load512(s);
         let look = |tab: &[__m512; 8], u: __m512i, m5: __mmask16, m6: __mmask16| {
             let a = _mm512_mask_blend_ps(
                 m5,
@@ -470,8 +544,8 @@ impl KinfNormals {
                 } else {
                     (1u16 << (np - g0)) - 1
                 };
-                let v = step();
-                let redraw = step();
+                let v = lanes_next512(&mut st);
+                let redraw = lanes_next512(&mut st);
                 // SAFETY: the queues hold np + 16 entries.
                 let slot =
                     unsafe { _mm512_loadu_si512(self.pending.slot.as_ptr().add(g0) as *const _) };
@@ -561,10 +635,7 @@ impl KinfNormals {
             std::mem::swap(&mut self.pending, &mut self.next);
             np = nn;
         }
-        for (r, v) in [s0, s1, s2, s3].into_iter().enumerate() {
-            // SAFETY: stores one 16-lane state row.
-            unsafe { _mm512_storeu_si512(s[r].as_mut_ptr() as *mut _, v) };
-        }
+        lanes_store512(&st, s);
         nt
     }
 
@@ -579,41 +650,16 @@ impl KinfNormals {
         let t = tables();
         let t32 = tables32();
         let ws = self.ws.1;
-        // SAFETY (loads/stores of the state): 8 lanes inside a 16-lane state row.
-        let mut st: [[__m256i; 2]; 4] = std::array::from_fn(|r| {
-            std::array::from_fn(|h| unsafe {
-                _mm256_loadu_si256(s[r].as_ptr().add(8 * h) as *const __m256i)
-            })
-        });
-        let rotl = |x: __m256i, r: i32| -> __m256i {
-            _mm256_or_si256(
-                _mm256_sll_epi32(x, _mm_cvtsi32_si128(r)),
-                _mm256_srl_epi32(x, _mm_cvtsi32_si128(32 - r)),
-            )
-        };
-        // One xoshiro128++ step of all 16 lanes (as `lanes_next`): the two halves' words.
-        let step = |st: &mut [[__m256i; 2]; 4]| -> [__m256i; 2] {
-            std::array::from_fn(|h| {
-                let [s0, s1, s2, s3] = [st[0][h], st[1][h], st[2][h], st[3][h]];
-                let u = _mm256_add_epi32(rotl(_mm256_add_epi32(s0, s3), 7), s0);
-                let tt = _mm256_slli_epi32::<9>(s1);
-                let s2 = _mm256_xor_si256(s2, s0);
-                let s3 = _mm256_xor_si256(s3, s1);
-                let s1 = _mm256_xor_si256(s1, s2);
-                let s0 = _mm256_xor_si256(s0, s3);
-                let s2 = _mm256_xor_si256(s2, tt);
-                [st[0][h], st[1][h], st[2][h], st[3][h]] = [s0, s1, s2, rotl(s3, 11)];
-                u
-            })
-        };
+        let mut st = lanes_load256(s);
         let f = _mm256_set1_ps;
         let low7 = _mm256_set1_epi32(0x7f);
         let mut nt = 0usize;
         while np > 0 {
             let mut nn = 0usize;
             for g0 in (0..np).step_by(LANES) {
-                let v2 = step(&mut st);
-                let redraw2 = step(&mut st);
+                // One step of all 16 lanes for the values, one for the redraws.
+                let v2 = [lanes_next256(&mut st, 0), lanes_next256(&mut st, 1)];
+                let redraw2 = [lanes_next256(&mut st, 0), lanes_next256(&mut st, 1)];
                 for h in 0..2 {
                     let (v, redraw) = (v2[h], redraw2[h]);
                     let live = (np - g0).saturating_sub(8 * h).min(8);
@@ -732,12 +778,7 @@ impl KinfNormals {
             std::mem::swap(&mut self.pending, &mut self.next);
             np = nn;
         }
-        for (r, row) in st.iter().enumerate() {
-            for (h, v) in row.iter().enumerate() {
-                // SAFETY: 8 lanes inside a 16-lane state row.
-                unsafe { _mm256_storeu_si256(s[r].as_mut_ptr().add(8 * h) as *mut __m256i, *v) };
-            }
-        }
+        lanes_store256(&st, s);
         nt
     }
 
@@ -889,13 +930,12 @@ unsafe fn first_pass_avx512(
 ) -> usize {
     use std::arch::x86_64::*;
     let k = &tables().k;
-    // SAFETY (loads): each reads 16 values inside a 128-entry table or a 16-lane state row.
+    // SAFETY (loads): each reads 16 values inside a 128-entry table.
     let wv: [__m512; 8] =
         std::array::from_fn(|q| unsafe { _mm512_loadu_ps(ws.as_ptr().add(16 * q)) });
     let kv: [__m512i; 8] =
         std::array::from_fn(|q| unsafe { _mm512_loadu_si512(k.as_ptr().add(16 * q) as *const _) });
-    let [mut s0, mut s1, mut s2, mut s3]: [__m512i; 4] =
-        std::array::from_fn(|r| unsafe { _mm512_loadu_si512(s[r].as_ptr() as *const _) });
+    let mut st = lanes_load512(s);
     let bit5 = _mm512_set1_epi32(0x20);
     let bit6 = _mm512_set1_epi32(0x40);
     let sign = _mm512_set1_epi32(0x8000_0000u32 as i32);
@@ -904,15 +944,7 @@ unsafe fn first_pass_avx512(
     let mut g = 0usize;
     while g * LANES < out.len() {
         let rest = out.len() - g * LANES;
-        // xoshiro128++ step (as `lanes_next`).
-        let u = _mm512_add_epi32(_mm512_rol_epi32::<7>(_mm512_add_epi32(s0, s3)), s0);
-        let tt = _mm512_slli_epi32::<9>(s1);
-        s2 = _mm512_xor_si512(s2, s0);
-        s3 = _mm512_xor_si512(s3, s1);
-        s1 = _mm512_xor_si512(s1, s2);
-        s0 = _mm512_xor_si512(s0, s3);
-        s2 = _mm512_xor_si512(s2, tt);
-        s3 = _mm512_rol_epi32::<11>(s3);
+        let u = lanes_next512(&mut st);
 
         let m5 = _mm512_test_epi32_mask(u, bit5);
         let m6 = _mm512_test_epi32_mask(u, bit6);
@@ -971,10 +1003,7 @@ unsafe fn first_pass_avx512(
         np += miss.count_ones() as usize;
         g += 1;
     }
-    for (r, v) in [s0, s1, s2, s3].into_iter().enumerate() {
-        // SAFETY: stores one 16-lane state row.
-        unsafe { _mm512_storeu_si512(s[r].as_mut_ptr() as *mut _, v) };
-    }
+    lanes_store512(&st, s);
     np
 }
 
@@ -1013,40 +1042,16 @@ unsafe fn first_pass_avx2(
 ) -> usize {
     use std::arch::x86_64::*;
     let k = &tables().k;
-    // SAFETY (loads/stores of the state): 8 lanes inside a 16-lane state row.
-    let mut st: [[__m256i; 2]; 4] = std::array::from_fn(|r| {
-        std::array::from_fn(|h| unsafe {
-            _mm256_loadu_si256(s[r].as_ptr().add(8 * h) as *const __m256i)
-        })
-    });
+    let mut st = lanes_load256(s);
     let low7 = _mm256_set1_epi32(0x7f);
     let sign = _mm256_set1_epi32(0x8000_0000u32 as i32);
     let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let rotl = |x: __m256i, r: i32| -> __m256i {
-        // No vector rotate before AVX-512; r is a constant after inlining.
-        _mm256_or_si256(
-            _mm256_sll_epi32(x, _mm_cvtsi32_si128(r)),
-            _mm256_srl_epi32(x, _mm_cvtsi32_si128(32 - r)),
-        )
-    };
     let mut np = 0usize;
     let mut g = 0usize;
     while g * LANES < out.len() {
         let rest = out.len() - g * LANES;
-        // h picks the state half and the output offset 8h alike.
-        #[allow(clippy::needless_range_loop)]
         for h in 0..2 {
-            let [s0, s1, s2, s3] = [st[0][h], st[1][h], st[2][h], st[3][h]];
-            // xoshiro128++ step (as `lanes_next`) on lanes 8h .. 8h + 8.
-            let u = _mm256_add_epi32(rotl(_mm256_add_epi32(s0, s3), 7), s0);
-            let tt = _mm256_slli_epi32::<9>(s1);
-            let s2 = _mm256_xor_si256(s2, s0);
-            let s3 = _mm256_xor_si256(s3, s1);
-            let s1 = _mm256_xor_si256(s1, s2);
-            let s0 = _mm256_xor_si256(s0, s3);
-            let s2 = _mm256_xor_si256(s2, tt);
-            let s3 = rotl(s3, 11);
-            [st[0][h], st[1][h], st[2][h], st[3][h]] = [s0, s1, s2, s3];
+            let u = lanes_next256(&mut st, h);
 
             let i = _mm256_and_si256(u, low7);
             // SAFETY: every index is < 128, inside both tables.
@@ -1095,12 +1100,7 @@ unsafe fn first_pass_avx2(
         }
         g += 1;
     }
-    for (r, row) in st.iter().enumerate() {
-        for (h, v) in row.iter().enumerate() {
-            // SAFETY: 8 lanes inside a 16-lane state row.
-            unsafe { _mm256_storeu_si256(s[r].as_mut_ptr().add(8 * h) as *mut __m256i, *v) };
-        }
-    }
+    lanes_store256(&st, s);
     np
 }
 

@@ -130,24 +130,33 @@ pub fn model_step_rate(
     let mut grads = params.zeros_like();
     let n_max = if model == ModelKind::MlpOnly { 1 } else { p.n };
     let mut net = Net::new(arch, p.batch, n_max);
-    let mut step = || -> anyhow::Result<()> {
+    let step = || -> anyhow::Result<()> {
         let batch = source.next_batch();
         net.loss_and_grad(&params, batch, &mut grads)?;
         sgd_step(&mut params, &grads, p.lr, p.wd_attn, p.wd_mlp);
         Ok(())
     };
+    Ok(1.0 / seconds_per_call(seconds, step)?)
+}
+
+/// CPU seconds per call of `call`: the best of [`WINDOWS`] windows of `seconds / WINDOWS` each
+/// (at least two calls each), after three calls of warm-up.
+fn seconds_per_call(
+    seconds: f64,
+    mut call: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
     for _ in 0..3 {
-        step()?;
+        call()?;
     }
-    let mut best = 0f64;
+    let mut best = f64::INFINITY;
     for _ in 0..WINDOWS {
         let t = cpu_seconds();
         let mut iters = 0u64;
         while cpu_seconds() - t < seconds / WINDOWS as f64 || iters < 2 {
-            step()?;
+            call()?;
             iters += 1;
         }
-        best = best.max(iters as f64 / (cpu_seconds() - t));
+        best = best.min((cpu_seconds() - t) / iters as f64);
     }
     Ok(best)
 }
@@ -162,20 +171,10 @@ pub fn draw_seconds(n: usize, k: NumItems, seconds: f64) -> anyhow::Result<f64> 
     let p = bench_params(n, k, 64);
     let items = k.finite().map(|k| Arc::new(generate_items(k, p.d, 0)));
     let mut source = TrainSource::new(&p, items)?;
-    for _ in 0..3 {
+    seconds_per_call(seconds, || {
         std::hint::black_box(source.next_batch());
-    }
-    let mut best = f64::INFINITY;
-    for _ in 0..WINDOWS {
-        let t = cpu_seconds();
-        let mut iters = 0u64;
-        while cpu_seconds() - t < seconds / WINDOWS as f64 || iters < 2 {
-            std::hint::black_box(source.next_batch());
-            iters += 1;
-        }
-        best = best.min((cpu_seconds() - t) / iters as f64);
-    }
-    Ok(best)
+        Ok(())
+    })
 }
 
 /// Measurement windows per rate (the PyTorch reference uses the same number).
@@ -463,7 +462,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     // every step (see `draw_seconds`).
     let draw_f = draw_seconds(100, NumItems::Finite(2000), s / 2.0)?;
     let draw_i = draw_seconds(100, NumItems::Infinite, s / 2.0)?;
-    let ceilings: Vec<String> = finite_n100
+    let predicted: Vec<String> = finite_n100
         .iter()
         .map(|&(w, f)| format!("width {w} {:.2}", (1.0 / f) / (1.0 / f - draw_f + draw_i)))
         .collect();
@@ -471,15 +470,22 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         "batch drawing alone at N=100, ms: K=2000 {:.3}, K=inf {:.3}; ratio that predicts: {}",
         1e3 * draw_f,
         1e3 * draw_i,
-        ceilings.join(", ")
+        predicted.join(", ")
     );
     // The generator alone on each kernel this CPU has (same bits on all): the K=inf drawing
-    // above runs the last one listed. One call per sequence, as the sampler makes them: N - 1 = 99 context items of D = 63.
-    let kernels = icl_datagen::kinf_kernel_seconds(99 * 63, 128, WINDOWS, &cpu_seconds);
-    let kernels: Vec<String> = kernels
-        .iter()
-        .map(|(name, t)| format!("{name} {:.3}", 1e3 * 128.0 * t))
-        .collect();
+    // above runs the last one listed. One call per sequence, as the sampler makes them:
+    // N - 1 = 99 context items of D = 63, timed a batch of 128 sequences at a time (one
+    // sequence, ~4 us, would be within 10% of the clock's own cost).
+    let mut kernels = Vec::new();
+    for (name, mut draw) in icl_datagen::kinf_kernels(99 * 63) {
+        let t = seconds_per_call(s / 4.0, || {
+            for _ in 0..128 {
+                draw();
+            }
+            Ok(())
+        })?;
+        kernels.push(format!("{name} {:.3}", 1e3 * t));
+    }
     println!(
         "K=inf normals alone per batch (128 sequences x 99 x 63) by kernel, ms: {}",
         kernels.join(", ")
